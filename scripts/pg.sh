@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# The project's own PostgreSQL + PostGIS cluster under .local/pg, on a non-default port (like pytest-postgresql).
+#   scripts/pg.sh start   install PostGIS if missing, init the cluster if new, start it, create the databases
+#   scripts/pg.sh stop    stop it
+#   scripts/pg.sh status
+# Skipped entirely when WAREHOUSE_URL names a server: then that server is used as it is.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+LOCAL_DIR=${LOCAL_DIR:-$ROOT/.local}
+PORT=${LOCAL_PG_PORT:-54329}
+DATA=$LOCAL_DIR/pg/data
+SOCK=$LOCAL_DIR/pg/run
+LOG=$LOCAL_DIR/pg/postgresql.log
+
+as_owner() {
+  # PostgreSQL refuses to run as root: run its commands as the unprivileged 'postgres' user then.
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+pg_bindir() {
+  local v
+  for v in $(ls /usr/lib/postgresql 2>/dev/null | sort -rn); do
+    if [ -x "/usr/lib/postgresql/$v/bin/pg_ctl" ]; then echo "/usr/lib/postgresql/$v/bin"; return; fi
+  done
+  command -v pg_ctl >/dev/null 2>&1 && dirname "$(command -v pg_ctl)"
+}
+
+sudo_maybe() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else "$@"; fi; }
+
+install_server() {
+  local bindir; bindir=$(pg_bindir || true)
+  local ver=""
+  [ -n "$bindir" ] && ver=$(basename "$(dirname "$bindir")")
+  if [ -z "$bindir" ] || ! ls /usr/share/postgresql/"$ver"/extension/postgis.control >/dev/null 2>&1; then
+    echo "pg.sh: installing PostgreSQL and PostGIS from the OS packages" >&2
+    if ! command -v apt-get >/dev/null; then
+      echo "pg.sh: no apt-get here; install PostgreSQL 15+ with PostGIS 3, or set WAREHOUSE_URL to a server" >&2
+      exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    sudo_maybe apt-get update -qq
+    if [ -n "$ver" ]; then
+      sudo_maybe apt-get install -y -qq "postgresql-$ver-postgis-3" >/dev/null
+    else
+      sudo_maybe apt-get install -y -qq postgresql postgresql-15-postgis-3 >/dev/null
+    fi
+  fi
+}
+
+start() {
+  if [ -n "${WAREHOUSE_URL:-}" ]; then echo "pg.sh: WAREHOUSE_URL is set; using that server"; return; fi
+  install_server
+  local bin; bin=$(pg_bindir)
+  mkdir -p "$LOCAL_DIR/pg"
+  if [ "$(id -u)" = 0 ]; then
+    chown postgres "$LOCAL_DIR/pg"
+    # the postgres user must be able to reach the data directory through the checkout
+    d="$LOCAL_DIR"; while [ "$d" != "/" ]; do chmod o+x "$d" 2>/dev/null || true; d=$(dirname "$d"); done
+  fi
+  if [ ! -s "$DATA/PG_VERSION" ]; then
+    as_owner mkdir -p "$DATA" "$SOCK"
+    as_owner "$bin/initdb" -D "$DATA" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
+    as_owner bash -c "cat >> '$DATA/postgresql.conf'" <<CONF
+listen_addresses = '127.0.0.1'
+port = $PORT
+unix_socket_directories = '$SOCK'
+shared_buffers = 1GB
+work_mem = 64MB
+maintenance_work_mem = 512MB
+max_wal_size = 4GB
+synchronous_commit = off
+fsync = on
+max_connections = 200
+CONF
+  fi
+  as_owner mkdir -p "$SOCK"
+  if ! as_owner "$bin/pg_ctl" -D "$DATA" status >/dev/null 2>&1; then
+    as_owner "$bin/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 start >/dev/null
+  fi
+  for db in warehouse frontdb; do
+    if ! "$bin/psql" -h 127.0.0.1 -p "$PORT" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='$db'" postgres | grep -q 1; then
+      "$bin/createdb" -h 127.0.0.1 -p "$PORT" -U postgres "$db"
+    fi
+  done
+  echo "pg.sh: PostgreSQL with PostGIS on 127.0.0.1:$PORT (data in $DATA)"
+}
+
+stop() {
+  local bin; bin=$(pg_bindir)
+  if [ -s "$DATA/PG_VERSION" ]; then as_owner "$bin/pg_ctl" -D "$DATA" -m fast stop || true; fi
+}
+
+status() {
+  local bin; bin=$(pg_bindir)
+  as_owner "$bin/pg_ctl" -D "$DATA" status
+}
+
+case "${1:-start}" in
+  start) start ;;
+  stop) stop ;;
+  status) status ;;
+  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+esac
