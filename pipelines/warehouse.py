@@ -75,3 +75,21 @@ def migrate(url: URL | None = None, directory: Path = MIGRATIONS_DIR) -> list[st
         finally:
             conn.execute("SELECT pg_advisory_unlock(7364001)")
     return applied_now
+
+
+def run_script(conn: psycopg.Connection, script, params: dict | None = None) -> list[int]:
+    """Run a multi-statement SQL script (text or psycopg.sql.Composable) statement by statement with the same
+    named parameters (PostgreSQL prepares one statement at a time); returns each statement's row count."""
+    import re
+
+    from psycopg import sql as _sql
+
+    text = script.as_string(conn) if isinstance(script, _sql.Composable) else script
+    counts = []
+    for statement in re.split(r";[ \t]*(?:\n|$)", text):
+        body = "\n".join(line for line in statement.splitlines() if not line.strip().startswith("--")).strip()
+        if not body:
+            continue
+        cur = conn.execute(body, params if params and "%(" in body else None)
+        counts.append(cur.rowcount)
+    return counts

@@ -1,0 +1,1 @@
+"""Identity reconciliation under 一数一源: matching, statements, survivorship, lineage, SCD2, discrepancies."""

@@ -1,0 +1,166 @@
+"""SQL generated from the authority registry (数源目录): survivorship, the SCD2 merge and discrepancies.
+
+Only identifiers (from pipelines.population.attributes) and literals (from the validated registry) are composed
+into the statements, with psycopg.sql — never string formatting of values.
+"""
+
+from __future__ import annotations
+
+from psycopg import sql
+
+from pipelines.population.attributes import GOLDEN_ATTRIBUTES
+from pipelines.registry import AttributeAuthority
+
+PERSON_KEY_COLUMNS = ["person_id", "id_type", "id_number"]
+SRC = [f"src_{a}" for a in GOLDEN_ATTRIBUTES]
+VERSION_COLUMNS = [
+    *PERSON_KEY_COLUMNS, *GOLDEN_ATTRIBUTES, *SRC, "row_hash", "valid_from", "created_run_id", "updated_run_id"
+]
+
+
+def _ids(names: list[str], prefix: str | None = None) -> sql.Composable:
+    if prefix:
+        return sql.SQL(", ").join(sql.Identifier(prefix, n) for n in names)
+    return sql.SQL(", ").join(sql.Identifier(n) for n in names)
+
+
+def golden_query(authorities: list[AttributeAuthority]) -> sql.Composed:
+    """For every touched person, each attribute's value and source record, by the authority's order.
+
+    Within the ordered departments the latest statement that has a value wins (a department's newer record that
+    says nothing about an attribute does not erase what its older record said).
+    """
+    parts = []
+    for auth in authorities:
+        order = sql.Literal(list(auth.order))
+        col = sql.Identifier("sr", auth.attribute)
+        ordering = sql.SQL(
+            "ORDER BY array_position({order}::text[], sr.department), sr.source_updated_at DESC, sr.source_record_id DESC"
+        ).format(order=order)
+        flt = sql.SQL("FILTER (WHERE {col} IS NOT NULL AND sr.department = ANY({order}::text[]))").format(
+            col=col, order=order
+        )
+        parts.append(
+            sql.SQL("(array_agg({col} {ordering}) {flt})[1] AS {name}").format(
+                col=col, ordering=ordering, flt=flt, name=sql.Identifier(auth.attribute)
+            )
+        )
+        parts.append(
+            sql.SQL("(array_agg(sr.source_record_id {ordering}) {flt})[1] AS {name}").format(
+                ordering=ordering, flt=flt, name=sql.Identifier(f"src_{auth.attribute}")
+            )
+        )
+    return sql.SQL(
+        "CREATE TEMP TABLE golden ON COMMIT DROP AS "
+        "SELECT sr.person_id, {parts}, min(sr.source_updated_at) AS first_update, "
+        "max(sr.source_updated_at) AS last_update "
+        "FROM population.source_record sr JOIN touched t USING (person_id) "
+        "WHERE sr.is_current GROUP BY sr.person_id"
+    ).format(parts=sql.SQL(", ").join(parts))
+
+
+def golden_hash() -> sql.Composed:
+    return sql.SQL(
+        "ALTER TABLE golden ADD COLUMN row_hash text; "
+        "UPDATE golden g SET row_hash = md5(row(p.id_type, p.id_number, {vals})::text) "
+        "FROM population.person p WHERE p.person_id = g.person_id"
+    ).format(vals=_ids(GOLDEN_ATTRIBUTES, "g"))
+
+
+def scd2_merge() -> sql.Composed:
+    """Close the current version and open a new one for every person whose values changed; keep the lineage
+    pointers of unchanged persons current. valid_from is the time the departments recorded the change."""
+    set_values = sql.SQL(", ").join(
+        sql.SQL("{c} = g.{c}").format(c=sql.Identifier(c)) for c in [*GOLDEN_ATTRIBUTES, *SRC]
+    )
+    set_src = sql.SQL(", ").join(sql.SQL("{c} = g.{c}").format(c=sql.Identifier(c)) for c in SRC)
+    src_differs = sql.SQL(" OR ").join(
+        sql.SQL("p.{c} IS DISTINCT FROM g.{c}").format(c=sql.Identifier(c)) for c in SRC
+    )
+    return sql.SQL(
+        """
+        CREATE TEMP TABLE changed ON COMMIT DROP AS
+        SELECT g.person_id,
+               CASE WHEN p.row_hash = '' THEN g.first_update
+                    ELSE greatest(g.last_update, p.valid_from + interval '1 microsecond') END AS new_valid_from,
+               p.row_hash = '' AS is_new
+        FROM golden g JOIN population.person p USING (person_id)
+        WHERE p.row_hash IS DISTINCT FROM g.row_hash;
+
+        UPDATE population.person_history h SET valid_to = c.new_valid_from
+        FROM changed c
+        WHERE h.person_id = c.person_id AND h.valid_to IS NULL AND NOT c.is_new;
+
+        UPDATE population.person p
+        SET {set_values}, row_hash = g.row_hash, valid_from = c.new_valid_from, updated_run_id = %(run_id)s
+        FROM golden g JOIN changed c USING (person_id)
+        WHERE p.person_id = g.person_id;
+
+        INSERT INTO population.person_history ({cols}, valid_to, version)
+        SELECT {pcols}, NULL,
+               coalesce((SELECT max(h.version) FROM population.person_history h WHERE h.person_id = p.person_id), 0) + 1
+        FROM population.person p JOIN changed c USING (person_id);
+
+        CREATE TEMP TABLE relinked ON COMMIT DROP AS
+        SELECT g.* FROM golden g JOIN population.person p USING (person_id)
+        WHERE p.row_hash = g.row_hash AND ({src_differs})
+          AND NOT EXISTS (SELECT 1 FROM changed c WHERE c.person_id = g.person_id);
+        UPDATE population.person p SET {set_src} FROM relinked g WHERE p.person_id = g.person_id;
+        UPDATE population.person_history p SET {set_src}
+        FROM relinked g WHERE p.person_id = g.person_id AND p.valid_to IS NULL;
+        """
+    ).format(
+        set_values=set_values,
+        cols=_ids(VERSION_COLUMNS),
+        pcols=_ids(VERSION_COLUMNS, "p"),
+        src_differs=src_differs,
+        set_src=set_src,
+    )
+
+
+def discrepancy_query(authorities: list[AttributeAuthority]) -> sql.Composed:
+    """Every current statement of a touched person whose value for a compared attribute differs from the golden
+    value where that value came from the authority (a fallback value is no basis for a 比对)."""
+    selects = []
+    for auth in authorities:
+        if not auth.compare:
+            continue
+        a = sql.Identifier(auth.attribute)
+        src = sql.Identifier(f"src_{auth.attribute}")
+        selects.append(
+            sql.SQL(
+                "SELECT p.person_id, {name} AS attribute, sr.department, sr.source_id, sr.source_key, "
+                "sr.{a}::text AS department_value, {authority} AS authority_department, p.{a}::text AS authority_value, "
+                "au.source_key AS authority_source_key "
+                "FROM population.person p JOIN touched t USING (person_id) "
+                "JOIN population.source_record au ON au.source_record_id = p.{src} AND au.department = {authority} "
+                "JOIN population.source_record sr ON sr.person_id = p.person_id AND sr.is_current "
+                "WHERE sr.department <> {authority} AND sr.{a} IS NOT NULL AND sr.{a} IS DISTINCT FROM p.{a}"
+            ).format(name=sql.Literal(auth.attribute), a=a, src=src, authority=sql.Literal(auth.authority))
+        )
+    body = sql.SQL(" UNION ALL ").join(selects)
+    return sql.SQL(
+        """
+        CREATE TEMP TABLE found_discrepancy ON COMMIT DROP AS {body};
+
+        INSERT INTO population.discrepancy (person_id, attribute, department, source_id, source_key, department_value,
+            authority_department, authority_value, authority_source_key, status, first_run_id, last_run_id)
+        SELECT person_id, attribute, department, source_id, source_key, department_value, authority_department,
+               authority_value, authority_source_key, 'open', %(run_id)s, %(run_id)s
+        FROM found_discrepancy
+        ON CONFLICT (person_id, attribute, source_id) DO UPDATE
+        SET source_key = EXCLUDED.source_key, department_value = EXCLUDED.department_value,
+            authority_value = EXCLUDED.authority_value, authority_source_key = EXCLUDED.authority_source_key,
+            status = 'open',
+            first_run_id = CASE WHEN population.discrepancy.status = 'open'
+                                THEN least(population.discrepancy.first_run_id, EXCLUDED.first_run_id)
+                                ELSE EXCLUDED.first_run_id END,
+            last_run_id = greatest(population.discrepancy.last_run_id, EXCLUDED.last_run_id);
+
+        UPDATE population.discrepancy d SET status = 'resolved', last_run_id = greatest(d.last_run_id, %(run_id)s)
+        FROM touched t
+        WHERE d.person_id = t.person_id AND d.status = 'open'
+          AND NOT EXISTS (SELECT 1 FROM found_discrepancy f
+                          WHERE f.person_id = d.person_id AND f.attribute = d.attribute AND f.source_id = d.source_id);
+        """
+    ).format(body=body)

@@ -1,0 +1,307 @@
+"""File drops: ``<landing>/<department>/<dataset>/<YYYY-MM-DD>/*.<csv|xlsx|xml>``, read as streams.
+
+* CSV: the csv module over a decoded text stream in the source's encoding (a header row names the fields); a row
+  whose field count differs from the header's is kept raw (``{"_raw": line}``) with a parse error.
+* XLSX: openpyxl in read-only mode, first sheet, first row is the header; cell values rendered as text.
+* XML: ``lxml.etree.iterparse`` over ``<records><record_tag><field>value</field>…</record_tag></records>``; entities
+  are not resolved and nothing is fetched from the network.
+
+Every reader yields :class:`~pipelines.sources.records.Record` objects one at a time and raises
+:class:`EmptyFile` (no data rows) or :class:`MalformedFile` (cannot be read at all). A malformed file may be
+detected after some of its rows were yielded (an XML error near the end, a byte that is not in the encoding): the
+staging loader reads each file inside a savepoint and rolls the file back, so a file is staged all-or-nothing while
+still being read in bounded memory.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+
+from pipelines.registry import Source
+from pipelines.sources.records import (
+    EmptyFile,
+    MalformedFile,
+    Record,
+    build_record,
+    chunked,
+    drop_day_start,
+    malformed_record,
+)
+
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_HASH_BLOCK = 1 << 20
+
+# GBK is a subset of GB18030 (the national standard, mandatory since 2006): decoding a GBK file as GB18030 gives
+# the same text and also keeps rare name characters (生僻字) that only GB18030 can encode.
+_ENCODING_ALIASES = {"gbk": "gb18030", "gb2312": "gb18030", "cp936": "gb18030"}
+
+
+@dataclass(frozen=True)
+class DropFile:
+    path: Path        # absolute path on disk
+    relpath: str      # relative to the landing dir, POSIX separators: '<dept>/<dataset>/<YYYY-MM-DD>/<name>'
+    drop_date: date   # the date folder
+
+    @property
+    def origin(self) -> str:
+        return f"landing/{self.relpath}"
+
+
+def discover_files(source: Source, landing_dir: Path, before: date) -> list[DropFile]:
+    """Files of ``source`` in date folders strictly before ``before``, sorted by path (the staging order).
+
+    Only names ending in the registered format's extension are taken (so ``.part``/``.tmp`` uploads and marker
+    files are ignored); folders whose name is not a YYYY-MM-DD date are ignored.
+    """
+    base = landing_dir / source.department / (source.dataset or "")
+    if not base.is_dir():
+        return []
+    suffix = f".{source.format}"
+    found: list[DropFile] = []
+    for folder in base.iterdir():
+        if not folder.is_dir() or not _DAY.match(folder.name):
+            continue
+        try:
+            day = date.fromisoformat(folder.name)
+        except ValueError:
+            continue
+        if day >= before:
+            continue
+        for f in folder.iterdir():
+            if f.is_file() and not f.name.startswith(".") and f.name.lower().endswith(suffix):
+                found.append(DropFile(f, f.relative_to(landing_dir).as_posix(), day))
+    return sorted(found, key=lambda d: d.relpath)
+
+
+def file_digest(path: Path) -> tuple[str, int]:
+    """(sha256 hex, size in bytes), read in blocks."""
+    h = hashlib.sha256()
+    size = 0
+    with path.open("rb") as f:
+        while block := f.read(_HASH_BLOCK):
+            h.update(block)
+            size += len(block)
+    return h.hexdigest(), size
+
+
+def _is_blank_file(path: Path) -> bool:
+    size = path.stat().st_size
+    if size == 0:
+        return True
+    if size <= 64:
+        return path.read_bytes().strip(b" \t\r\n\xef\xbb\xbf") == b""
+    return False
+
+
+# --- CSV -------------------------------------------------------------------------------------------------------
+
+
+class _LineTap:
+    """Feeds the csv reader line by line and remembers the lines of the current record (its raw text)."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self.lines: list[str] = []
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._stream)
+        self.lines.append(line)
+        return line
+
+    def take(self) -> str:
+        raw = "".join(self.lines)
+        self.lines.clear()
+        return raw.rstrip("\r\n")
+
+
+def _check_header(header: list[str], where: str) -> None:
+    seen = set()
+    for i, name in enumerate(header, 1):
+        if name is None or name == "":
+            raise MalformedFile(f"{where}: blank header in column {i}")
+        if name in seen:
+            raise MalformedFile(f"{where}: header names column {name!r} twice")
+        seen.add(name)
+
+
+def read_csv(source: Source, drop: DropFile) -> Iterator[Record]:
+    encoding = _ENCODING_ALIASES.get(source.encoding.lower(), source.encoding)
+    fallback = drop_day_start(drop.drop_date)
+    rows = 0
+    try:
+        with drop.path.open("r", encoding=encoding, newline="") as stream:
+            tap = _LineTap(stream)
+            reader = csv.reader(tap)
+            header: list[str] | None = None
+            while True:
+                start = reader.line_num + 1
+                try:
+                    row = next(reader)
+                except StopIteration:
+                    break
+                except csv.Error as exc:
+                    if header is None:
+                        raise MalformedFile(f"header line {start}: {exc}") from exc
+                    rows += 1
+                    yield malformed_record(source, tap.take(), f"{drop.origin}:{start}", f"CSV: {exc}", fallback)
+                    continue
+                raw = tap.take()
+                if not row or (len(row) == 1 and row[0].strip() == ""):
+                    continue  # blank line
+                if header is None:
+                    header = row
+                    _check_header(header, f"header line {start}")
+                    continue
+                origin = f"{drop.origin}:{start}"
+                rows += 1
+                if len(row) != len(header):
+                    yield malformed_record(
+                        source, raw, origin, f"expected {len(header)} fields, got {len(row)}", fallback
+                    )
+                else:
+                    yield build_record(source, dict(zip(header, row)), origin, fallback)
+    except UnicodeDecodeError as exc:
+        raise MalformedFile(f"not {source.encoding} text: {exc}") from exc
+    if rows == 0:
+        raise EmptyFile("no data rows" if header is not None else "no header")
+
+
+# --- XLSX ------------------------------------------------------------------------------------------------------
+
+
+def cell_text(value: Any) -> str | None:
+    """An XLSX cell as text: numbers without a spurious '.0', dates as ISO (a midnight datetime as its date)."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, datetime):
+        if value.time() == time() and value.tzinfo is None:
+            return value.date().isoformat()
+        return value.isoformat(sep=" ")
+    if isinstance(value, (date, time)):
+        return value.isoformat()
+    return str(value)
+
+
+def read_xlsx(source: Source, drop: DropFile) -> Iterator[Record]:
+    from openpyxl import load_workbook
+    from openpyxl.utils.exceptions import InvalidFileException
+
+    if drop.path.stat().st_size == 0:
+        raise EmptyFile("0 bytes")
+    fallback = drop_day_start(drop.drop_date)
+    try:
+        wb = load_workbook(drop.path, read_only=True, data_only=True)
+    except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError) as exc:
+        raise MalformedFile(f"not an XLSX workbook: {exc}") from exc
+    rows = 0
+    try:
+        if not wb.worksheets:
+            raise EmptyFile("no sheet")
+        header: list[str] | None = None
+        try:
+            for line, values in enumerate(wb.worksheets[0].iter_rows(values_only=True), 1):
+                texts = [cell_text(v) for v in values]
+                if all(t is None or t == "" for t in texts):
+                    continue  # blank row
+                if header is None:
+                    while texts and texts[-1] is None:
+                        texts.pop()
+                    header = texts
+                    _check_header(header, f"header row {line}")
+                    continue
+                rows += 1
+                origin = f"{drop.origin}:{line}"
+                extra = texts[len(header):]
+                if any(t not in (None, "") for t in extra):
+                    yield malformed_record(
+                        source, texts, origin, f"expected {len(header)} cells, got {len(texts)}", fallback
+                    )
+                    continue
+                texts = texts[: len(header)] + [None] * (len(header) - len(texts))
+                yield build_record(source, dict(zip(header, texts)), origin, fallback)
+        except (zipfile.BadZipFile, KeyError, etree.XMLSyntaxError, ValueError) as exc:
+            raise MalformedFile(f"XLSX sheet not readable: {exc}") from exc
+    finally:
+        wb.close()
+    if rows == 0:
+        raise EmptyFile("no data rows" if header is not None else "no header")
+
+
+# --- XML -------------------------------------------------------------------------------------------------------
+
+
+def read_xml(source: Source, drop: DropFile) -> Iterator[Record]:
+    if _is_blank_file(drop.path):
+        raise EmptyFile("0 bytes" if drop.path.stat().st_size == 0 else "blank")
+    fallback = drop_day_start(drop.drop_date)
+    tag = source.record_tag or "record"
+    rows = 0
+    context = etree.iterparse(
+        str(drop.path), events=("end",), tag=(tag, "{*}" + tag),
+        resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
+    )
+    try:
+        for _event, elem in context:
+            rows += 1
+            origin = f"{drop.origin}:{elem.sourceline}"
+            payload: dict[str, str] = {}
+            problem = None
+            for child in elem:
+                if not isinstance(child.tag, str):
+                    continue  # comment or processing instruction
+                name = etree.QName(child).localname
+                if len(child):
+                    problem = f"element <{name}> has child elements"
+                elif name in payload:
+                    problem = f"element <{name}> appears twice"
+                payload[name] = child.text if child.text is not None else ""
+            if problem:
+                raw = etree.tostring(elem, encoding="unicode", with_tail=False)
+                yield malformed_record(source, raw, origin, problem, fallback)
+            else:
+                yield build_record(source, payload, origin, fallback)
+            elem.clear(keep_tail=False)
+            while elem.getprevious() is not None:
+                del elem.getparent()[0]
+    except etree.XMLSyntaxError as exc:
+        raise MalformedFile(f"XML not well-formed: {exc}") from exc
+    finally:
+        del context
+    if rows == 0:
+        raise EmptyFile(f"no <{tag}> elements")
+
+
+_READERS = {"csv": read_csv, "xlsx": read_xlsx, "xml": read_xml}
+
+
+def read_drop(source: Source, drop: DropFile) -> Iterator[Record]:
+    """The records of one dropped file, by the source's registered format."""
+    try:
+        reader = _READERS[source.format or ""]
+    except KeyError:
+        raise ValueError(f"source {source.id}: no reader for format {source.format!r}") from None
+    return reader(source, drop)
+
+
+def read_drop_chunks(source: Source, drop: DropFile, chunk_rows: int) -> Iterator[list[Record]]:
+    """The records of one dropped file in chunks of at most ``chunk_rows``."""
+    return chunked(read_drop(source, drop), chunk_rows)

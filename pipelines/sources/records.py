@@ -1,0 +1,221 @@
+"""The record every source adapter yields, and the pure helpers that build it (no I/O, no database).
+
+A :class:`Record` is one row as received: its key and update time, where it came from (``origin``), the payload with
+the source's own field names, the canonical fields of ``staging.population_record`` (text, untouched) and, for a row
+that could not be split into fields, the parse error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+from pipelines.population.attributes import RAW_FIELD_NAMES
+from pipelines.registry import Source
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+# File-level reasons of quarantine.source_file (row-level reasons live in pipelines.reasons).
+EMPTY_FILE = "EMPTY_FILE"          # 0 bytes, header only, or an XML document without records
+MALFORMED_FILE = "MALFORMED_FILE"  # XML not well-formed, bytes not in the declared encoding, not an XLSX workbook
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class Record:
+    source_key: str | None
+    source_updated_at: datetime | None
+    origin: str
+    payload: Any
+    fields: dict[str, str | None]  # canonical name -> text as received (only the names the source maps)
+    id_type: str | None
+    parse_error: str | None = None
+
+    def canonical(self, name: str) -> str | None:
+        if name == "id_type":
+            return self.id_type
+        return self.fields.get(name)
+
+
+class MalformedFile(Exception):
+    """A file that cannot be read at all; none of its rows are staged (all-or-nothing per file)."""
+
+
+class EmptyFile(Exception):
+    """A file with no data rows (0 bytes, only a header, an XML document without records)."""
+
+
+def as_text(value: Any) -> str | None:
+    """A received value as text: strings untouched, None stays None, other JSON scalars in their JSON spelling."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    return json.dumps(value, ensure_ascii=False)
+
+
+def canonical_json(payload: Any) -> str:
+    """The payload as canonical JSON: sorted keys, UTF-8 text (ensure_ascii=False), compact separators."""
+    return json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def row_hash(payload: Any) -> str:
+    """md5 hex of the canonical JSON of the payload (staging.population_record.row_hash)."""
+    return hashlib.md5(canonical_json(payload).encode("utf-8")).hexdigest()
+
+
+_FORMATS = ("%Y%m%d%H%M%S", "%Y%m%d", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y/%m/%d", "%Y.%m.%d")
+
+
+def parse_updated_at(value: Any) -> datetime | None:
+    """A source update time, tz-aware; naive values are Asia/Shanghai local time. None when not parsable."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        dt = value
+    elif isinstance(value, date):
+        dt = datetime.combine(value, time())
+    else:
+        text = str(value).strip()
+        if not text:
+            return None
+        dt = None
+        try:
+            dt = datetime.fromisoformat(text)
+        except ValueError:
+            for fmt in _FORMATS:
+                try:
+                    dt = datetime.strptime(text, fmt)
+                    break
+                except ValueError:
+                    continue
+        if dt is None:
+            return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=SHANGHAI)
+    return dt
+
+
+def drop_day_start(day: date) -> datetime:
+    """00:00 Asia/Shanghai of a drop date: the update time of file rows without a parsable one."""
+    return datetime.combine(day, time(), tzinfo=SHANGHAI)
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def _strip_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_strip_nul(k): _strip_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_strip_nul(v) for v in value]
+    return value
+
+
+def build_record(
+    source: Source,
+    payload: dict[str, Any],
+    origin: str,
+    fallback_updated_at: datetime | None = None,
+    source_updated_at: datetime | None = None,
+) -> Record:
+    """A well-formed record: key, update time and canonical fields taken from ``payload`` by the registry mapping.
+
+    ``source_updated_at`` is used as given when the caller already has it typed (前置库 timestamptz); otherwise the
+    ``updated_at`` field is parsed, falling back to ``fallback_updated_at`` (the drop date for files).
+    PostgreSQL text cannot hold NUL: a payload containing one is kept with NUL replaced by U+FFFD and flagged as a
+    parse error, so it is quarantined rather than silently altered.
+    """
+    parse_error = None
+    if _has_nul(payload):
+        payload = _strip_nul(payload)
+        parse_error = "NUL character in the record (replaced by U+FFFD in the payload)"
+    fields = {name: as_text(payload.get(src)) for name, src in source.fields.items()}
+    id_type = fields.pop("id_type") if "id_type" in source.fields else source.id_type
+    if source_updated_at is None:
+        source_updated_at = parse_updated_at(payload.get(source.updated_at)) or fallback_updated_at
+    return Record(
+        source_key=as_text(payload.get(source.key)),
+        source_updated_at=source_updated_at,
+        origin=origin,
+        payload=payload,
+        fields=fields,
+        id_type=id_type,
+        parse_error=parse_error,
+    )
+
+
+def malformed_record(source: Source, raw: Any, origin: str, error: str, fallback_updated_at: datetime | None) -> Record:
+    """A row that could not be split into the source's fields: kept raw as ``{"_raw": raw}`` with its parse error."""
+    return Record(
+        source_key=None,
+        source_updated_at=fallback_updated_at,
+        origin=origin,
+        payload={"_raw": _strip_nul(raw)},
+        fields={},
+        id_type=source.id_type,
+        parse_error=error,
+    )
+
+
+def copy_row(record: Record, run_id: int, source: Source, seq: int) -> tuple[Any, ...]:
+    """The tuple written by COPY, in the order of :data:`COPY_COLUMNS`."""
+    return (
+        run_id,
+        source.id,
+        seq,
+        source.department,
+        record.source_key,
+        record.source_updated_at,
+        row_hash(record.payload),
+        record.origin,
+        *(record.canonical(name) for name in RAW_FIELD_NAMES),
+        canonical_json(record.payload),
+        record.parse_error,
+    )
+
+
+COPY_COLUMNS: list[str] = [
+    "run_id",
+    "source_id",
+    "seq",
+    "department",
+    "source_key",
+    "source_updated_at",
+    "row_hash",
+    "origin",
+    *RAW_FIELD_NAMES,
+    "payload",
+    "parse_error",
+]
+
+
+def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Lists of at most ``size`` items, streaming (one chunk in memory at a time)."""
+    if size < 1:
+        raise ValueError("chunk size must be at least 1")
+    chunk: list[T] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
