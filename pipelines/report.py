@@ -1,0 +1,134 @@
+"""Reports for people: the run summary, and the discrepancy (比对) and quarantine files each department receives.
+
+Files are CSV in UTF-8 with BOM (Excel in a Chinese locale opens them correctly), one per department, under
+``<REPORTS_DIR>/departments/<department>/``.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from sqlalchemy import URL
+
+from pipelines.departments import LABELS, Department
+from pipelines.settings import settings
+from pipelines.warehouse import connect
+
+
+def _label(code: str) -> str:
+    try:
+        return LABELS[Department(code)]
+    except ValueError:
+        return code
+
+
+def write_department_reports(run_id: int, url: URL | None = None, out_dir: Path | None = None) -> list[Path]:
+    """Per department: open discrepancies addressed to it as the authority or naming it as the disagreeing
+    party, and the rows of this run it sent that were quarantined, with reasons."""
+    out_dir = out_dir or settings.reports_dir / "departments"
+    written: list[Path] = []
+    with connect(url) as conn:
+        disc = conn.execute(
+            """SELECT authority_department, department, person_id, attribute, authority_value, department_value,
+                      source_id, source_key, authority_source_key, first_run_id, last_run_id
+               FROM population.discrepancy WHERE status = 'open'
+               ORDER BY authority_department, attribute, person_id, source_id"""
+        ).fetchall()
+        quar = conn.execute(
+            """SELECT department, source_id, source_key, array_to_string(reasons, ','), origin, payload::text
+               FROM quarantine.population_record WHERE run_id = %s ORDER BY department, source_id, seq""",
+            (run_id,),
+        ).fetchall()
+    by_dept: dict[str, list] = {}
+    for row in disc:
+        by_dept.setdefault(row[0], []).append(("authority", *row))
+        by_dept.setdefault(row[1], []).append(("disagreeing", *row))
+    for dept, rows in by_dept.items():
+        path = out_dir / dept / "discrepancies.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", encoding="utf-8-sig", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["角色 role", "数源部门 authority", "不一致部门 department", "人员标识 person_id", "数据项 attribute",
+                        "权威值 authority_value", "部门值 department_value", "数据源 source_id", "部门记录 source_key",
+                        "权威记录 authority_source_key", "首次发现运行 first_run", "最近运行 last_run"])
+            for role, *r in rows:
+                w.writerow([role, _label(r[0]), _label(r[1]), *r[2:]])
+        written.append(path)
+    q_by: dict[str, list] = {}
+    for row in quar:
+        q_by.setdefault(row[0], []).append(row)
+    for dept, rows in q_by.items():
+        path = out_dir / dept / f"quarantine_run{run_id}.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", encoding="utf-8-sig", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["数据源 source_id", "记录 source_key", "原因 reasons", "位置 origin", "原始记录 payload"])
+            w.writerows(r[1:] for r in rows)
+        written.append(path)
+    return written
+
+
+def run_summary(run_id: int, url: URL | None = None) -> dict:
+    """What a data engineer wants to see after a run: accounting, rows, reasons, discrepancies, gate."""
+    with connect(url) as conn:
+        accounting = conn.execute(
+            "SELECT source_id, received, merged, quarantined, duplicates FROM audit.row_accounting"
+            " WHERE run_id = %s ORDER BY source_id", (run_id,)).fetchall()
+        reasons = conn.execute(
+            "SELECT reason, count(*) FROM quarantine.population_record, unnest(reasons) AS reason"
+            " WHERE run_id = %s GROUP BY reason ORDER BY count(*) DESC, reason", (run_id,)).fetchall()
+        gate = conn.execute(
+            "SELECT suite, success, blocking_failed, warning_failed FROM quality.validation_run"
+            " WHERE run_id = %s ORDER BY suite", (run_id,)).fetchall()
+    reports = write_department_reports(run_id, url)
+    return {
+        "run_id": run_id,
+        "accounting": [dict(zip(("source_id", "received", "merged", "quarantined", "duplicates"), r))
+                       for r in accounting],
+        "quarantine_reasons": dict(reasons),
+        "quality": [dict(zip(("suite", "success", "blocking_failed", "warning_failed"), r)) for r in gate],
+        "department_reports": [str(p) for p in reports],
+    }
+
+
+def warehouse_summary(url: URL | None = None) -> dict:
+    """The state of the whole population database (for `make demo` and `python -m pipelines report`)."""
+    with connect(url) as conn:
+        q = lambda s, *a: conn.execute(s, a).fetchall()  # noqa: E731
+        tables = {
+            t: q(f"SELECT count(*) FROM {t}")[0][0]  # table names are constants here
+            for t in ("population.person", "population.person_history", "population.source_record",
+                      "population.person_xref", "population.review_queue", "population.discrepancy",
+                      "quarantine.population_record", "staging.population_record")
+        }
+        by_reason = q("SELECT reason, count(*) FROM quarantine.population_record, unnest(reasons) reason"
+                      " GROUP BY reason ORDER BY 2 DESC, 1")
+        disc = q("SELECT authority_department, department, count(*) FROM population.discrepancy"
+                 " WHERE status = 'open' GROUP BY 1, 2 ORDER BY 3 DESC")
+        runs = q("SELECT r.run_id, r.interval_start::date, r.status, coalesce(sum(a.received), 0),"
+                 " coalesce(sum(a.merged), 0), coalesce(sum(a.quarantined), 0), coalesce(sum(a.duplicates), 0)"
+                 " FROM audit.run r LEFT JOIN audit.row_accounting a USING (run_id)"
+                 " WHERE r.pipeline = 'population' GROUP BY r.run_id ORDER BY r.interval_start")
+        gates = q("SELECT DISTINCT ON (v.suite) v.suite, v.run_id, v.success, v.blocking_failed, v.warning_failed,"
+                  " v.data_docs_path FROM quality.validation_run v ORDER BY v.suite, v.run_id DESC")
+    return {"tables": tables, "quarantine_by_reason": by_reason, "discrepancies": disc, "runs": runs,
+            "quality": gates}
+
+
+def format_summary(summary: dict) -> str:
+    lines = ["", "== 实有人口库 (resident population) — demo summary ==", "", "Runs (day, status, received = merged + quarantined + duplicates):"]
+    for run_id, day, status, rec, mer, qua, dup in summary["runs"]:
+        lines.append(f"  run {run_id:>3}  {day}  {status:<8} {rec:>8} = {mer} + {qua} + {dup}")
+    lines += ["", "Rows per table:"]
+    lines += [f"  {t:<32} {n:>10}" for t, n in summary["tables"].items()]
+    lines += ["", "Quarantined rows by reason:"]
+    lines += [f"  {r:<28} {n:>8}" for r, n in summary["quarantine_by_reason"]] or ["  (none)"]
+    lines += ["", "Open discrepancies (比对) by authority department ← disagreeing department:"]
+    lines += [f"  {_label(a)} ← {_label(d):<14} {n:>6}" for a, d, n in summary["discrepancies"]] or ["  (none)"]
+    lines += ["", "Quality gate (latest run per suite):"]
+    for suite, run_id, ok, blocking, warning, docs in summary["quality"]:
+        lines.append(f"  {suite:<32} run {run_id}: {'PASSED' if ok else 'BLOCKED'}"
+                     f" ({blocking} blocking, {warning} warning failures)")
+    lines += ["", f"Reports: {settings.reports_dir}  (departments/, quality/, data_docs/)", ""]
+    return "\n".join(lines)
