@@ -95,8 +95,9 @@ def reset_warehouse() -> None:
 
 
 def airflow_dags_test(dag_id: str, day: date, env: dict[str, str]) -> int:
-    """``airflow dags test`` for the interval of ``day`` (its logical date is the interval's start)."""
-    logical = day_interval(day)[0].isoformat()
+    """``airflow dags test`` for the interval of ``day``: a manual run's data interval is the last complete one
+    before its logical date, so the logical date given is the end of the day (next midnight, Asia/Shanghai)."""
+    logical = day_interval(day)[1].isoformat()
     log_path = settings.local_dir / "demo-logs" / f"{dag_id}-{day.isoformat()}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("w") as fh:

@@ -39,6 +39,15 @@ os.environ["SIM_API_DIR"] = str(_SESSION_DIR / "api")
 os.environ["REPORTS_DIR"] = str(_SESSION_DIR / "reports")
 os.environ["SIM_API_URL"] = f"http://127.0.0.1:{_free_port()}"
 os.environ.setdefault("SIM_PERSONS", "400")
+os.environ["GX_ANALYTICS_ENABLED"] = "false"
+# Airflow for dag.test(): its own home and SQLite metadata DB per session, the project's dags/.
+_REPO = Path(__file__).resolve().parents[1]
+os.environ["AIRFLOW_HOME"] = str(_SESSION_DIR / "airflow")
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(_REPO / "dags")
+os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(_REPO / "plugins")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(_REPO), os.environ.get("PYTHONPATH", "")) if p)
 
 
 def _recreate(db_url: URL) -> None:
@@ -54,6 +63,17 @@ def _recreate(db_url: URL) -> None:
         )
         conn.execute(f'DROP DATABASE IF EXISTS "{db_url.database}"')
         conn.execute(f'CREATE DATABASE "{db_url.database}"')
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """A migrated Airflow metadata database (SQLite) for dag.test()."""
+    import subprocess
+    import sys
+
+    airflow = Path(sys.executable).with_name("airflow")
+    subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True, env=dict(os.environ))
+    return Path(os.environ["AIRFLOW_HOME"])
 
 
 @pytest.fixture(scope="session")
