@@ -44,6 +44,12 @@ def _inner(literals: pd.Series) -> np.ndarray:
     return literals.fillna("{}").str.slice(1, -1).to_numpy(dtype=object)
 
 
+def _dates(values) -> np.ndarray:
+    """datetime-like values as 'YYYY-MM-DD' strings (None for missing), ready for COPY into a date column."""
+    series = pd.Series(pd.to_datetime(pd.Series(values), errors="coerce"))
+    return series.dt.strftime("%Y-%m-%d").astype(object).where(series.notna(), None).to_numpy(dtype=object)
+
+
 def check_chunk(frame: pd.DataFrame, run_id: int, as_of: date) -> pd.DataFrame:
     """The identifier and record rules applied to one chunk of staged rows."""
     ids = check_identities(frame["id_type"], frame["id_number"], frame["sex"], frame["birth_date"], as_of)
@@ -67,26 +73,27 @@ def check_chunk(frame: pd.DataFrame, run_id: int, as_of: date) -> pd.DataFrame:
         known = np.asarray(is_known(codes.fillna("").to_numpy(dtype=object)), dtype=bool)
         reasons = add_codes(reasons, present.to_numpy() & ~known & ~malformed, R.BAD_DIVISION)
 
+    def trusted(values) -> np.ndarray:  # a malformed row carries nothing trustworthy
+        return np.where(malformed, None, np.asarray(values, dtype=object))
+
     out = pd.DataFrame(
         {
             "run_id": run_id,
             "source_id": frame["source_id"].to_numpy(),
             "seq": frame["seq"].to_numpy(),
-            "id_type": ids["id_type"].to_numpy(),
-            "id_number": ids["id_number"].to_numpy(),
-            "id_birth_date": ids["id_birth_date"].to_numpy(),
-            "id_sex": ids["id_sex"].to_numpy(),
-            "id_division": ids["id_division"].to_numpy(),
-            "birth_date": ids["birth_date"].to_numpy(),
-            "death_date": np.asarray(death),
-            "event_date": np.asarray(event),
-            "sex": ids["sex"].to_numpy(),
+            "id_type": trusted(ids["id_type"]),
+            "id_number": trusted(ids["id_number"]),
+            "id_birth_date": trusted(_dates(ids["id_birth_date"])),
+            "id_sex": trusted(ids["id_sex"]),
+            "id_division": trusted(ids["id_division"]),
+            "birth_date": trusted(_dates(ids["birth_date"])),
+            "death_date": _dates(death),
+            "event_date": _dates(event),
+            "sex": trusted(ids["sex"]),
             "reasons": np.char.add(np.char.add("{", reasons.astype(str)), "}"),
             "warnings": np.char.add(np.char.add("{", warnings.astype(str)), "}"),
         }
     )
-    # malformed rows carry nothing trustworthy
-    out.loc[malformed, ["id_type", "id_number", "id_birth_date", "id_sex", "id_division", "birth_date", "sex"]] = None
     return out
 
 

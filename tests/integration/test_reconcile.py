@@ -1,0 +1,203 @@
+"""Validation and reconciliation on hand-made staged rows: quarantine, duplicates, matching, survivorship under
+一数一源 with lineage, discrepancies, SCD2 history, row accounting and idempotent re-runs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from psycopg.types.json import Jsonb
+from stdnum.cn import ric
+
+from pipelines.population.validate import validate_run
+from pipelines.reconcile.merge import reconcile_run
+from pipelines.runs import open_run
+from pipelines.warehouse import connect
+
+pytestmark = pytest.mark.integration
+SH = ZoneInfo("Asia/Shanghai")
+DAY1 = datetime(2026, 1, 1, tzinfo=SH)
+
+
+def rid(body17: str) -> str:
+    return body17 + ric.calc_check_digit(body17 + "0")  # stdnum wants a placeholder check digit
+
+
+A_ID = rid("31010119800101123")   # 张三, male (odd 17th digit 3)
+B_ID = rid("32010219900215002")   # 李四, female (even 2), migrant from Nanjing
+BAD_ID = A_ID[:-1] + ("0" if A_ID[-1] != "0" else "1")
+
+
+def stage(url, run_id, source_id, department, rows, day=DAY1):
+    """Insert rows into staging as a source adapter would, and record the extract."""
+    with connect(url) as conn:
+        for seq, row in enumerate(rows, start=1):
+            payload = dict(row)
+            cols = ["run_id", "source_id", "seq", "department", "source_key", "source_updated_at", "row_hash",
+                    "payload", "origin", *[k for k in row if k not in ("source_key", "updated")]]
+            vals = [run_id, source_id, seq, department, row.get("source_key"),
+                    day + timedelta(hours=row.get("updated", 9)),
+                    hashlib.md5(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest(),
+                    Jsonb(payload), f"test:{source_id}:{seq}",
+                    *[v for k, v in row.items() if k not in ("source_key", "updated")]]
+            conn.execute(
+                f"INSERT INTO staging.population_record ({', '.join(cols)}) VALUES ({', '.join(['%s'] * len(vals))})",
+                vals,
+            )
+        conn.execute(
+            "INSERT INTO audit.extract (run_id, source_id, received) VALUES (%s, %s, %s)"
+            " ON CONFLICT (run_id, source_id) DO UPDATE SET received = EXCLUDED.received",
+            (run_id, source_id, len(rows)),
+        )
+
+
+def day_run(url, day):
+    return open_run("population", day, day + timedelta(days=1), url=url)
+
+
+def one(url, query, *params):
+    with connect(url) as conn:
+        return conn.execute(query, params).fetchall()
+
+
+def snapshot(url):
+    """Everything a re-run must leave exactly as it was (surrogate ids included; timestamps of receipt excluded)."""
+    queries = {
+        "person": "SELECT * FROM population.person ORDER BY person_id",
+        "history": "SELECT * FROM population.person_history ORDER BY person_id, version",
+        "source_record": "SELECT * FROM population.source_record ORDER BY source_record_id",
+        "xref": "SELECT * FROM population.person_xref ORDER BY source_id, source_key",
+        "discrepancy": "SELECT * FROM population.discrepancy ORDER BY person_id, attribute, source_id",
+        "review": "SELECT run_id, source_id, seq, reason, candidate_person_ids, evidence, status"
+                  " FROM population.review_queue ORDER BY 1, 2, 3",
+        "quarantine": "SELECT run_id, source_id, seq, reasons, payload FROM quarantine.population_record ORDER BY 1,2,3",
+        "duplicates": "SELECT * FROM staging.population_duplicate ORDER BY 1, 2, 3",
+        "accounting": "SELECT * FROM audit.row_accounting ORDER BY 1, 2",
+    }
+    return {k: one(url, q) for k, q in queries.items()}
+
+
+PSB_A = dict(source_key="P-A", id_number=A_ID, name="张三", sex="男", birth_date="1980-01-01", ethnicity="汉族",
+             hukou_division="310101", hukou_address="黄浦区南京东路1号", residence_division="310104",
+             residence_address="徐汇区漕溪北路2号", population_status="正常", id_type="RIC")
+
+
+@pytest.fixture()
+def day1(clean_warehouse):
+    url = clean_warehouse
+    run1 = day_run(url, DAY1)
+    stage(url, run1, "psb_hukou", "psb", [
+        {**PSB_A, "updated": 8},
+        {**PSB_A, "updated": 9},                                   # same key again: superseded in the run
+    ])
+    stage(url, run1, "hrss_employment", "hrss", [
+        dict(source_key="H-A", id_type="RIC", id_number=A_ID.lower(), name="张 三", sex="1", birth_date="19800101",
+             residence_division="310105", employer="上海某某科技有限公司"),      # disagrees on residence
+        dict(source_key="H-B", id_type="RIC", id_number=B_ID, name="李四", sex="2", birth_date="1990-02-15",
+             residence_division="310112", employer="上海某某贸易有限公司"),       # only hrss knows B
+        dict(source_key="H-BAD", id_type="RIC", id_number=BAD_ID, name="王五", sex="1", birth_date="1980-01-01"),
+    ])
+    stage(url, run1, "education_student", "education", [
+        dict(source_key="E-A", id_type="RIC", id_number=None, name="张三", sex="男", birth_date="1980-01-01",
+             residence_division="310104", school="上海开放大学"),                 # no ID: evidence matches A
+        dict(source_key="E-X", id_type="RIC", id_number="", name="赵六", sex="女", birth_date="2010-05-05",
+             residence_division="310110", school="杨浦小学"),                     # no ID, nobody: review
+    ])
+    validate_run(run1, (DAY1 + timedelta(days=1)).date(), url)
+    accounting = reconcile_run(run1, url)
+    return url, run1, accounting
+
+
+def person_of(url, id_number):
+    return one(url, "SELECT person_id FROM population.person WHERE id_number = %s", id_number)[0][0]
+
+
+def test_row_accounting_adds_up_per_source(day1):
+    url, run1, accounting = day1
+    assert accounting == {
+        "education_student": {"received": 2, "merged": 1, "quarantined": 1, "duplicates": 0},
+        "hrss_employment": {"received": 3, "merged": 2, "quarantined": 1, "duplicates": 0},
+        "psb_hukou": {"received": 2, "merged": 1, "quarantined": 0, "duplicates": 1},
+    }
+
+
+def test_bad_check_digit_quarantined_with_reason_and_payload(day1):
+    url, run1, _ = day1
+    rows = one(url, "SELECT reasons, payload->>'id_number' FROM quarantine.population_record"
+                    " WHERE source_id = 'hrss_employment'")
+    assert rows == [(["ID_BAD_CHECK_DIGIT"], BAD_ID)]
+
+
+def test_golden_values_follow_the_authority_with_lineage(day1):
+    url, run1, _ = day1
+    a = person_of(url, A_ID)
+    lineage = {r[0]: r[1:] for r in one(
+        url, "SELECT attribute, value, department, source_id, source_key FROM population.attribute_lineage"
+             " WHERE person_id = %s", a)}
+    assert lineage["name"] == ("张三", "psb", "psb_hukou", "P-A")
+    assert lineage["residence_division"] == ("310104", "psb", "psb_hukou", "P-A")   # psb wins over hrss
+    assert lineage["employer"] == ("上海某某科技有限公司", "hrss", "hrss_employment", "H-A")
+    assert lineage["school"] == ("上海开放大学", "education", "education_student", "E-A")
+    # B is known only to hrss: its name falls back to hrss
+    b = person_of(url, B_ID)
+    assert one(url, "SELECT department FROM population.attribute_lineage WHERE person_id = %s AND attribute = 'name'",
+               b) == [("hrss",)]
+
+
+def test_discrepancy_addressed_to_the_authority_naming_the_disagreeing_department(day1):
+    url, run1, _ = day1
+    a = person_of(url, A_ID)
+    rows = one(url, "SELECT person_id, attribute, authority_department, authority_value, department,"
+                    " department_value, status FROM population.discrepancy")
+    assert rows == [(a, "residence_division", "psb", "310104", "hrss", "310105", "open")]
+
+
+def test_evidence_match_and_review_queue(day1):
+    url, run1, _ = day1
+    a = person_of(url, A_ID)
+    assert one(url, "SELECT person_id, match_method FROM population.person_xref WHERE source_key = 'E-A'") == [
+        (a, "evidence")]
+    assert one(url, "SELECT source_key, reason, status FROM population.review_queue") == [
+        ("E-X", "REVIEW_NO_MATCH", "open")]
+    assert one(url, "SELECT count(*) FROM population.person") == [(2,)]
+
+
+def test_second_day_history_resolution_redelivery_and_idempotent_rerun(day1):
+    url, run1, _ = day1
+    day2 = DAY1 + timedelta(days=1)
+    run2 = day_run(url, day2)
+
+    def load_day2():
+        with connect(url) as conn:
+            conn.execute("DELETE FROM staging.population_record WHERE run_id = %s", (run2,))
+        stage(url, run2, "psb_hukou", "psb", [{**PSB_A, "residence_division": "310105",
+                                               "residence_address": "长宁区长宁路3号", "updated": 10}], day=day2)
+        stage(url, run2, "hrss_employment", "hrss", [
+            dict(source_key="H-B", id_type="RIC", id_number=B_ID, name="李四", sex="2", birth_date="1990-02-15",
+                 residence_division="310112", employer="上海某某贸易有限公司"),   # unchanged re-delivery
+        ], day=day2)
+        validate_run(run2, (day2 + timedelta(days=1)).date(), url)
+        return reconcile_run(run2, url)
+
+    accounting = load_day2()
+    assert accounting["hrss_employment"] == {"received": 1, "merged": 0, "quarantined": 0, "duplicates": 1}
+    assert accounting["psb_hukou"] == {"received": 1, "merged": 1, "quarantined": 0, "duplicates": 0}
+    a = person_of(url, A_ID)
+    # the move resolves hrss's discrepancy (it now agrees with psb) and opens one for education's old district
+    assert one(url, "SELECT department, department_value, status, first_run_id, last_run_id"
+                    " FROM population.discrepancy ORDER BY department") == [
+        ("education", "310104", "open", run2, run2), ("hrss", "310105", "resolved", run1, run2)]
+    # SCD2: two versions; the state as of day 1 noon is the old district
+    hist = one(url, "SELECT version, residence_division, valid_to IS NULL FROM population.person_history"
+                    " WHERE person_id = %s ORDER BY version", a)
+    assert hist == [(1, "310104", False), (2, "310105", True)]
+    as_of = one(url, "SELECT residence_division FROM population.person_as_of(%s) WHERE person_id = %s",
+                DAY1 + timedelta(hours=12), a)
+    assert as_of == [("310104",)]
+
+    before = snapshot(url)
+    load_day2()  # re-run of the same interval
+    assert snapshot(url) == before
