@@ -191,7 +191,9 @@ COMMENT ON COLUMN population.review_queue.candidate_person_ids IS '候选人员�
 COMMENT ON COLUMN population.review_queue.evidence IS '匹配依据 (姓名, 出生日期, 性别, 区划)';
 COMMENT ON COLUMN population.review_queue.status IS '状态 (open 待复核, merged 已合并, rejected 已驳回)';
 
--- 比对: a department whose value disagrees with the authoritative department's, to be fixed at source.
+-- 比对: a department whose value disagrees with the authoritative department's. The row is addressed to the
+-- authority (数源部门, who keeps the item current and verifies it) and names the disagreeing department, which
+-- receives it too: whichever is wrong fixes it at source. Department reports list both roles.
 CREATE TABLE population.discrepancy (
     person_id               bigint NOT NULL,
     attribute               text   NOT NULL,
@@ -208,11 +210,11 @@ CREATE TABLE population.discrepancy (
     PRIMARY KEY (person_id, attribute, source_id)
 );
 CREATE INDEX discrepancy_department ON population.discrepancy (department, status);
-COMMENT ON TABLE population.discrepancy IS '比对差异: a department disagrees with the authority (一数一源); addressed to that department to fix at source';
+COMMENT ON TABLE population.discrepancy IS '比对差异: a department disagrees with the authority (一数一源); addressed to the authority, naming the disagreeing department';
 COMMENT ON COLUMN population.discrepancy.attribute IS '数据项';
-COMMENT ON COLUMN population.discrepancy.department IS '不一致的部门 (收件部门)';
+COMMENT ON COLUMN population.discrepancy.department IS '不一致的部门 (抄送)';
 COMMENT ON COLUMN population.discrepancy.department_value IS '该部门的值';
-COMMENT ON COLUMN population.discrepancy.authority_department IS '权威部门 (数源部门)';
+COMMENT ON COLUMN population.discrepancy.authority_department IS '权威部门 (数源部门, 收件部门)';
 COMMENT ON COLUMN population.discrepancy.authority_value IS '权威值';
 COMMENT ON COLUMN population.discrepancy.authority_source_key IS '权威记录主键';
 COMMENT ON COLUMN population.discrepancy.status IS '状态 (open 待整改, resolved 已一致)';
