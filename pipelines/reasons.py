@@ -6,7 +6,6 @@ A *reason* rejects the row (it goes to quarantine); a *warning* is kept on the a
 from __future__ import annotations
 
 # Identifier (公民身份号码 and other documents)
-ID_MISSING = "ID_MISSING"                      # no identity document number and no evidence to match on
 ID_BAD_FORMAT = "ID_BAD_FORMAT"                # not 15/18 characters of digits (+X), after normalisation
 ID_BAD_CHECK_DIGIT = "ID_BAD_CHECK_DIGIT"      # ISO 7064 MOD 11-2 check character wrong
 ID_BAD_BIRTH_DATE = "ID_BAD_BIRTH_DATE"        # birth date inside the ID impossible or in the future

@@ -1,0 +1,71 @@
+"""The registries fail loudly with file and line; the model's lists agree with the migrations and the docs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from pipelines import reasons
+from pipelines.population.attributes import GOLDEN_ATTRIBUTES, RAW_FIELD_NAMES
+from pipelines.registry import RegistryError, load_authority, load_sources
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_shipped_registries_load():
+    sources = load_sources()
+    assert {s.kind for s in sources} == {"frontdb", "file", "api"}
+    assert {s.format for s in sources if s.kind == "file"} == {"csv", "xlsx", "xml"}
+    assert len({s.department for s in sources}) >= 5
+    authority = {a.attribute: a for a in load_authority()}
+    assert authority["name"].order[0] == "psb"
+    assert authority["death_date"].authority == "health"
+    assert authority["marital_status"].authority == "civil_affairs"
+
+
+def test_typo_in_source_registry_names_file_and_line(tmp_path):
+    text = (ROOT / "config" / "population_sources.yaml").read_text(encoding="utf-8")
+    bad = text.replace("    kind: api\n", "    kind: apii\n", 1)
+    path = tmp_path / "sources.yaml"
+    path.write_text(bad, encoding="utf-8")
+    line = next(i for i, l in enumerate(bad.splitlines(), 1) if "apii" in l)
+    with pytest.raises(RegistryError, match=rf"sources.yaml:{line}: sources/\d+/kind: 'apii' is not one of"):
+        load_sources(path)
+
+
+def test_unknown_field_and_department_in_registries(tmp_path):
+    text = (ROOT / "config" / "population_sources.yaml").read_text(encoding="utf-8")
+    path = tmp_path / "s.yaml"
+    path.write_text(text.replace("      employer: DWMC", "      employr: DWMC"), encoding="utf-8")
+    with pytest.raises(RegistryError, match="employr"):
+        load_sources(path)
+    auth = (ROOT / "config" / "authority.yaml").read_text(encoding="utf-8")
+    path = tmp_path / "a.yaml"
+    path.write_text(auth.replace("{authority: hrss, fallback: []", "{authority: hrs, fallback: []", 1),
+                    encoding="utf-8")
+    with pytest.raises(RegistryError, match=r"a.yaml:\d+: attributes/employer/authority: 'hrs' is not one of"):
+        load_authority(path)
+
+
+def _columns(migration: str, table: str) -> list[str]:
+    sql = "\n".join((ROOT / "sql" / "migrations").joinpath(f).read_text(encoding="utf-8")
+                    for f in sorted(p.name for p in (ROOT / "sql" / "migrations").glob("*.sql")))
+    body = re.search(rf"CREATE TABLE {re.escape(table)} \((.*?)\n\);", sql, re.S).group(1)
+    return [line.split()[0] for line in body.splitlines()
+            if line.strip() and not line.strip().startswith(("PRIMARY", "UNIQUE", "CONSTRAINT", "--"))]
+
+
+def test_migrations_declare_the_model_attributes():
+    staging = _columns("", "staging.population_record")
+    assert [c for c in staging if c in RAW_FIELD_NAMES] == RAW_FIELD_NAMES
+    person = _columns("", "population.person")
+    assert [c for c in person if c in GOLDEN_ATTRIBUTES] == GOLDEN_ATTRIBUTES
+    assert [c for c in person if c.startswith("src_")] == [f"src_{a}" for a in GOLDEN_ATTRIBUTES]
+
+
+def test_every_reason_code_is_documented():
+    doc = (ROOT / "docs" / "reason-codes.md").read_text(encoding="utf-8")
+    for code in reasons.REASONS + reasons.WARNINGS:
+        assert f"`{code}`" in doc, f"{code} missing from docs/reason-codes.md"
