@@ -63,41 +63,41 @@ def population_daily():
         return flow.source_ids()
 
     @task(max_active_tis_per_dagrun=2, retries=2)
-    def extract(source_id: str, run_id: int, data_interval_start=None, data_interval_end=None) -> dict:
+    def extract(source_id: str, etl_run_id: int, data_interval_start=None, data_interval_end=None) -> dict:
         from pipelines.population import flow
 
-        return flow.extract(source_id, run_id, data_interval_start, data_interval_end)
+        return flow.extract(source_id, etl_run_id, data_interval_start, data_interval_end)
 
     @task
-    def validate(run_id: int, staged: list[dict], data_interval_end=None) -> dict:
+    def validate(etl_run_id: int, staged: list[dict], data_interval_end=None) -> dict:
         from pipelines.population import flow
 
-        return flow.validate(run_id, data_interval_end)
+        return flow.validate(etl_run_id, data_interval_end)
 
     @task
-    def reconcile(run_id: int, checked: dict) -> dict:
+    def reconcile(etl_run_id: int, checked: dict) -> dict:
         from pipelines.population import flow
 
-        return flow.reconcile(run_id)
+        return flow.reconcile(etl_run_id)
 
     @task(retries=0)
-    def quality_gate(run_id: int, accounting: dict) -> dict:
+    def quality_gate(etl_run_id: int, accounting: dict) -> dict:
         from pipelines.population import flow
 
-        return flow.quality_gate(run_id)
+        return flow.quality_gate(etl_run_id)
 
     @task(outlets=[POPULATION_PERSON])
-    def publish_golden(run_id: int, gate: dict) -> dict:
+    def publish_golden(etl_run_id: int, gate: dict) -> dict:
         from pipelines.population import flow
 
-        return flow.finish(run_id)
+        return flow.finish(etl_run_id)
 
-    run_id = start_run()
-    staged = extract.partial(run_id=run_id).expand(source_id=list_sources())
-    checked = validate(run_id, staged)
-    accounting = reconcile(run_id, checked)
-    gate = quality_gate(run_id, accounting)
-    publish_golden(run_id, gate)
+    etl_run_id = start_run()
+    staged = extract.partial(etl_run_id=etl_run_id).expand(source_id=list_sources())
+    checked = validate(etl_run_id, staged)
+    accounting = reconcile(etl_run_id, checked)
+    gate = quality_gate(etl_run_id, accounting)
+    publish_golden(etl_run_id, gate)
 
 
 population_daily()
