@@ -16,6 +16,7 @@ from pipelines.population.validate import validate_run
 from pipelines.reconcile.merge import reconcile_run
 from pipelines.runs import open_run
 from pipelines.warehouse import connect
+from support import rows, snapshot
 
 pytestmark = pytest.mark.integration
 SH = ZoneInfo("Asia/Shanghai")
@@ -59,25 +60,7 @@ def day_run(url, day):
 
 
 def one(url, query, *params):
-    with connect(url) as conn:
-        return conn.execute(query, params).fetchall()
-
-
-def snapshot(url):
-    """Everything a re-run must leave exactly as it was (surrogate ids included; timestamps of receipt excluded)."""
-    queries = {
-        "person": "SELECT * FROM population.person ORDER BY person_id",
-        "history": "SELECT * FROM population.person_history ORDER BY person_id, version",
-        "source_record": "SELECT * FROM population.source_record ORDER BY source_record_id",
-        "xref": "SELECT * FROM population.person_xref ORDER BY source_id, source_key",
-        "discrepancy": "SELECT * FROM population.discrepancy ORDER BY person_id, attribute, source_id",
-        "review": "SELECT run_id, source_id, seq, reason, candidate_person_ids, evidence, status"
-                  " FROM population.review_queue ORDER BY 1, 2, 3",
-        "quarantine": "SELECT run_id, source_id, seq, reasons, payload FROM quarantine.population_record ORDER BY 1,2,3",
-        "duplicates": "SELECT * FROM staging.population_duplicate ORDER BY 1, 2, 3",
-        "accounting": "SELECT * FROM audit.row_accounting ORDER BY 1, 2",
-    }
-    return {k: one(url, q) for k, q in queries.items()}
+    return rows(url, query, *params)
 
 
 PSB_A = dict(source_key="P-A", id_number=A_ID, name="张三", sex="男", birth_date="1980-01-01", ethnicity="汉族",
