@@ -32,10 +32,9 @@ from pipelines.sources.records import (
     EmptyFile,
     MalformedFile,
     Record,
-    build_record,
+    RecordBuilder,
     chunked,
     drop_day_start,
-    malformed_record,
 )
 
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -140,11 +139,12 @@ def _check_header(header: list[str], where: str) -> None:
 def read_csv(source: Source, drop: DropFile) -> Iterator[Record]:
     encoding = _ENCODING_ALIASES.get(source.encoding.lower(), source.encoding)
     fallback = drop_day_start(drop.drop_date)
+    builder = RecordBuilder(source)
     rows = 0
     try:
         with drop.path.open("r", encoding=encoding, newline="") as stream:
             tap = _LineTap(stream)
-            reader = csv.reader(tap)
+            reader = csv.reader(tap, strict=True)  # bad quoting is a malformed row, not a guess
             header: list[str] | None = None
             while True:
                 start = reader.line_num + 1
@@ -156,7 +156,7 @@ def read_csv(source: Source, drop: DropFile) -> Iterator[Record]:
                     if header is None:
                         raise MalformedFile(f"header line {start}: {exc}") from exc
                     rows += 1
-                    yield malformed_record(source, tap.take(), f"{drop.origin}:{start}", f"CSV: {exc}", fallback)
+                    yield builder.malformed(tap.take(), f"{drop.origin}:{start}", f"CSV: {exc}", fallback)
                     continue
                 raw = tap.take()
                 if not row or (len(row) == 1 and row[0].strip() == ""):
@@ -168,11 +168,11 @@ def read_csv(source: Source, drop: DropFile) -> Iterator[Record]:
                 origin = f"{drop.origin}:{start}"
                 rows += 1
                 if len(row) != len(header):
-                    yield malformed_record(
-                        source, raw, origin, f"expected {len(header)} fields, got {len(row)}", fallback
+                    yield builder.malformed(
+                        raw, origin, f"expected {len(header)} fields, got {len(row)}", fallback
                     )
                 else:
-                    yield build_record(source, dict(zip(header, row)), origin, fallback)
+                    yield builder.build(dict(zip(header, row)), origin, fallback)
     except UnicodeDecodeError as exc:
         raise MalformedFile(f"not {source.encoding} text: {exc}") from exc
     if rows == 0:
@@ -212,13 +212,17 @@ def read_xlsx(source: Source, drop: DropFile) -> Iterator[Record]:
         wb = load_workbook(drop.path, read_only=True, data_only=True)
     except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError) as exc:
         raise MalformedFile(f"not an XLSX workbook: {exc}") from exc
+    builder = RecordBuilder(source)
     rows = 0
     try:
         if not wb.worksheets:
             raise EmptyFile("no sheet")
         header: list[str] | None = None
         try:
-            for line, values in enumerate(wb.worksheets[0].iter_rows(values_only=True), 1):
+            sheet = wb.worksheets[0]
+            # read-only mode trusts the file's recorded dimensions, which some writers get wrong (A1:A1): ignore them
+            sheet.reset_dimensions()
+            for line, values in enumerate(sheet.iter_rows(values_only=True), 1):
                 texts = [cell_text(v) for v in values]
                 if all(t is None or t == "" for t in texts):
                     continue  # blank row
@@ -232,12 +236,12 @@ def read_xlsx(source: Source, drop: DropFile) -> Iterator[Record]:
                 origin = f"{drop.origin}:{line}"
                 extra = texts[len(header):]
                 if any(t not in (None, "") for t in extra):
-                    yield malformed_record(
-                        source, texts, origin, f"expected {len(header)} cells, got {len(texts)}", fallback
+                    yield builder.malformed(
+                        texts, origin, f"expected {len(header)} cells, got {len(texts)}", fallback
                     )
                     continue
                 texts = texts[: len(header)] + [None] * (len(header) - len(texts))
-                yield build_record(source, dict(zip(header, texts)), origin, fallback)
+                yield builder.build(dict(zip(header, texts)), origin, fallback)
         except (zipfile.BadZipFile, KeyError, etree.XMLSyntaxError, ValueError) as exc:
             raise MalformedFile(f"XLSX sheet not readable: {exc}") from exc
     finally:
@@ -254,6 +258,7 @@ def read_xml(source: Source, drop: DropFile) -> Iterator[Record]:
         raise EmptyFile("0 bytes" if drop.path.stat().st_size == 0 else "blank")
     fallback = drop_day_start(drop.drop_date)
     tag = source.record_tag or "record"
+    builder = RecordBuilder(source)
     rows = 0
     context = etree.iterparse(
         str(drop.path), events=("end",), tag=(tag, "{*}" + tag),
@@ -276,9 +281,9 @@ def read_xml(source: Source, drop: DropFile) -> Iterator[Record]:
                 payload[name] = child.text if child.text is not None else ""
             if problem:
                 raw = etree.tostring(elem, encoding="unicode", with_tail=False)
-                yield malformed_record(source, raw, origin, problem, fallback)
+                yield builder.malformed(raw, origin, problem, fallback)
             else:
-                yield build_record(source, payload, origin, fallback)
+                yield builder.build(payload, origin, fallback)
             elem.clear(keep_tail=False)
             while elem.getprevious() is not None:
                 del elem.getparent()[0]

@@ -17,7 +17,7 @@ from sqlalchemy import URL
 
 from pipelines.registry import Source
 from pipelines.settings import Settings, settings
-from pipelines.sources.records import Record, as_text, build_record
+from pipelines.sources.records import Record, RecordBuilder, as_text
 
 
 def window_query(source: Source, low: datetime | None, high: datetime) -> tuple[sql.Composed, list[Any]]:
@@ -49,9 +49,10 @@ def read_frontdb(
     """Chunks of at most ``chunk_rows`` records of the window, streamed from a server-side cursor."""
     query, params = window_query(source, low, high)
     origin = f"frontdb:{source.table}"
+    builder = RecordBuilder(source)
     with psycopg.connect(Settings.libpq(url or settings.frontdb_url)) as conn:
-        conn.execute("SET TIME ZONE 'Asia/Shanghai'")
         conn.read_only = True
+        conn.execute("SET TIME ZONE 'Asia/Shanghai'")
         with conn.cursor(name=f"extract_{source.id}") as cur:
             cur.itersize = chunk_rows
             cur.execute(query, params)
@@ -63,8 +64,8 @@ def read_frontdb(
                     payload = {name: as_text(value) for name, value in zip(names, row)}
                     updated = row[upd_index]
                     chunk.append(
-                        build_record(
-                            source, payload, origin,
+                        builder.build(
+                            payload, origin,
                             source_updated_at=updated if isinstance(updated, datetime) else None,
                         )
                     )

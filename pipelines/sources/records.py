@@ -27,20 +27,29 @@ MALFORMED_FILE = "MALFORMED_FILE"  # XML not well-formed, bytes not in the decla
 T = TypeVar("T")
 
 
+_INDEX = {name: i for i, name in enumerate(RAW_FIELD_NAMES)}
+
+
 @dataclass(slots=True)
 class Record:
     source_key: str | None
     source_updated_at: datetime | None
     origin: str
     payload: Any
-    fields: dict[str, str | None]  # canonical name -> text as received (only the names the source maps)
-    id_type: str | None
+    values: tuple[str | None, ...]  # the canonical fields in RAW_FIELD_NAMES order (id_type first), text as received
+    payload_json: str               # canonical JSON of the payload (what is stored and hashed)
     parse_error: str | None = None
 
     def canonical(self, name: str) -> str | None:
-        if name == "id_type":
-            return self.id_type
-        return self.fields.get(name)
+        return self.values[_INDEX[name]]
+
+    @property
+    def id_type(self) -> str | None:
+        return self.values[_INDEX["id_type"]]
+
+    @property
+    def row_hash(self) -> str:
+        return hashlib.md5(self.payload_json.encode("utf-8")).hexdigest()
 
 
 class MalformedFile(Exception):
@@ -129,6 +138,56 @@ def _strip_nul(value: Any) -> Any:
     return value
 
 
+class RecordBuilder:
+    """Builds the records of one source: the registry mapping is resolved once, not per row."""
+
+    def __init__(self, source: Source):
+        self.source = source
+        # per canonical column: the source field to read, or a constant (the registry's id_type default)
+        self._plan: list[tuple[str | None, str | None]] = []
+        for name in RAW_FIELD_NAMES:
+            if name in source.fields:
+                self._plan.append((source.fields[name], None))
+            elif name == "id_type":
+                self._plan.append((None, source.id_type))
+            else:
+                self._plan.append((None, None))
+        self._malformed_values = tuple(const for _, const in self._plan)
+
+    def build(
+        self,
+        payload: dict[str, Any],
+        origin: str,
+        fallback_updated_at: datetime | None = None,
+        source_updated_at: datetime | None = None,
+    ) -> Record:
+        """A well-formed record: key, update time and canonical fields taken from ``payload`` by the registry.
+
+        ``source_updated_at`` is used as given when the caller already has it typed (前置库 timestamptz); otherwise
+        the ``updated_at`` field is parsed, falling back to ``fallback_updated_at`` (the drop date for files).
+        PostgreSQL text cannot hold NUL: a payload containing one is kept with NUL replaced by U+FFFD and flagged as
+        a parse error, so it is quarantined rather than silently altered.
+        """
+        source = self.source
+        payload_json = canonical_json(payload)
+        parse_error = None
+        if "\\u0000" in payload_json and _has_nul(payload):  # cheap filter on the JSON text first
+            payload = _strip_nul(payload)
+            payload_json = canonical_json(payload)
+            parse_error = "NUL character in the record (replaced by U+FFFD in the payload)"
+        get = payload.get
+        values = tuple(as_text(get(src)) if src is not None else const for src, const in self._plan)
+        if source_updated_at is None:
+            source_updated_at = parse_updated_at(get(source.updated_at)) or fallback_updated_at
+        return Record(as_text(get(source.key)), source_updated_at, origin, payload, values, payload_json, parse_error)
+
+    def malformed(self, raw: Any, origin: str, error: str, fallback_updated_at: datetime | None) -> Record:
+        """A row that could not be split into the source's fields: kept raw as ``{"_raw": raw}`` with its error."""
+        payload = {"_raw": _strip_nul(raw)}
+        return Record(None, fallback_updated_at, origin, payload, self._malformed_values, canonical_json(payload),
+                      error)
+
+
 def build_record(
     source: Source,
     payload: dict[str, Any],
@@ -136,43 +195,13 @@ def build_record(
     fallback_updated_at: datetime | None = None,
     source_updated_at: datetime | None = None,
 ) -> Record:
-    """A well-formed record: key, update time and canonical fields taken from ``payload`` by the registry mapping.
-
-    ``source_updated_at`` is used as given when the caller already has it typed (前置库 timestamptz); otherwise the
-    ``updated_at`` field is parsed, falling back to ``fallback_updated_at`` (the drop date for files).
-    PostgreSQL text cannot hold NUL: a payload containing one is kept with NUL replaced by U+FFFD and flagged as a
-    parse error, so it is quarantined rather than silently altered.
-    """
-    parse_error = None
-    if _has_nul(payload):
-        payload = _strip_nul(payload)
-        parse_error = "NUL character in the record (replaced by U+FFFD in the payload)"
-    fields = {name: as_text(payload.get(src)) for name, src in source.fields.items()}
-    id_type = fields.pop("id_type") if "id_type" in source.fields else source.id_type
-    if source_updated_at is None:
-        source_updated_at = parse_updated_at(payload.get(source.updated_at)) or fallback_updated_at
-    return Record(
-        source_key=as_text(payload.get(source.key)),
-        source_updated_at=source_updated_at,
-        origin=origin,
-        payload=payload,
-        fields=fields,
-        id_type=id_type,
-        parse_error=parse_error,
-    )
+    """One record of ``source`` (see :meth:`RecordBuilder.build`; readers keep one builder per stream)."""
+    return RecordBuilder(source).build(payload, origin, fallback_updated_at, source_updated_at)
 
 
 def malformed_record(source: Source, raw: Any, origin: str, error: str, fallback_updated_at: datetime | None) -> Record:
-    """A row that could not be split into the source's fields: kept raw as ``{"_raw": raw}`` with its parse error."""
-    return Record(
-        source_key=None,
-        source_updated_at=fallback_updated_at,
-        origin=origin,
-        payload={"_raw": _strip_nul(raw)},
-        fields={},
-        id_type=source.id_type,
-        parse_error=error,
-    )
+    """A malformed row of ``source`` (see :meth:`RecordBuilder.malformed`)."""
+    return RecordBuilder(source).malformed(raw, origin, error, fallback_updated_at)
 
 
 def copy_row(record: Record, run_id: int, source: Source, seq: int) -> tuple[Any, ...]:
@@ -184,10 +213,10 @@ def copy_row(record: Record, run_id: int, source: Source, seq: int) -> tuple[Any
         source.department,
         record.source_key,
         record.source_updated_at,
-        row_hash(record.payload),
+        record.row_hash,
         record.origin,
-        *(record.canonical(name) for name in RAW_FIELD_NAMES),
-        canonical_json(record.payload),
+        *record.values,
+        record.payload_json,
         record.parse_error,
     )
 

@@ -1,0 +1,365 @@
+"""Pure parsing of the source adapters: no database (files in tmp dirs, the API through httpx.MockTransport)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+
+from pipelines.registry import source
+from pipelines.sources.api import SourceApiError, read_api
+from pipelines.sources.files import DropFile, cell_text, discover_files, read_csv, read_xlsx, read_xml
+from pipelines.sources.records import (
+    EmptyFile,
+    MalformedFile,
+    build_record,
+    canonical_json,
+    chunked,
+    parse_updated_at,
+    row_hash,
+)
+
+SH = ZoneInfo("Asia/Shanghai")
+DAY = date(2026, 1, 2)
+
+
+def drop(tmp_path: Path, rel: str, content: bytes) -> DropFile:
+    path = tmp_path / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    return DropFile(path, rel, DAY)
+
+
+# --- records ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("2026-01-02T10:15:00+08:00", datetime(2026, 1, 2, 10, 15, tzinfo=SH)),
+        ("2026-01-02T02:15:00Z", datetime(2026, 1, 2, 10, 15, tzinfo=SH)),
+        ("2026-01-02 10:15:00", datetime(2026, 1, 2, 10, 15, tzinfo=SH)),  # naive = Shanghai local time
+        ("20260102101500", datetime(2026, 1, 2, 10, 15, tzinfo=SH)),
+        ("2026/01/02 10:15:00", datetime(2026, 1, 2, 10, 15, tzinfo=SH)),
+        ("2026-01-02", datetime(2026, 1, 2, tzinfo=SH)),
+        ("", None),
+        ("not a time", None),
+        (None, None),
+    ],
+)
+def test_parse_updated_at(text, expected):
+    got = parse_updated_at(text)
+    assert got == expected
+    if got is not None:
+        assert got.tzinfo is not None
+
+
+def test_row_hash_is_md5_of_sorted_utf8_json():
+    a = {"XM": "张三", "GMSFHM": "310101199001011234"}
+    b = {"GMSFHM": "310101199001011234", "XM": "张三"}
+    assert row_hash(a) == row_hash(b)
+    assert canonical_json(a) == '{"GMSFHM":"310101199001011234","XM":"张三"}'
+    assert row_hash(a) == hashlib.md5(canonical_json(a).encode("utf-8")).hexdigest()
+    assert row_hash(a) != row_hash({**a, "XM": "张四"})
+
+
+def test_build_record_maps_fields_and_defaults_id_type():
+    s = source("psb_residence_permit")  # id_type RIC from the registry, no id_type column
+    payload = {"JZZBH": "J1", "GMSFHM": " 31010119900101123x ", "XM": "李四", "GXSJ": "2026-01-02 08:00:00", "OTHER": "1"}
+    r = build_record(s, payload, "o:1", fallback_updated_at=datetime(2026, 1, 2, tzinfo=SH))
+    assert r.source_key == "J1"
+    assert r.id_type == "RIC"
+    assert r.canonical("id_number") == " 31010119900101123x "  # untouched
+    assert r.canonical("name") == "李四"
+    assert r.canonical("residence_permit_no") == "J1"
+    assert r.canonical("ethnicity") is None  # not delivered by this source
+    assert r.source_updated_at == datetime(2026, 1, 2, 8, tzinfo=SH)
+    assert r.payload == payload and r.parse_error is None
+
+    fr = source("psb_foreign_resident")  # has an id_type column and no registry default
+    r = build_record(fr, {"登记编号": "D1", "证件种类": "PASSPORT", "更新时间": "garbage"}, "o:2",
+                     fallback_updated_at=datetime(2026, 1, 2, tzinfo=SH))
+    assert r.id_type == "PASSPORT"
+    assert r.source_updated_at == datetime(2026, 1, 2, tzinfo=SH)  # unparsable -> drop date 00:00
+
+
+def test_nul_characters_are_flagged_not_silently_dropped():
+    s = source("psb_residence_permit")
+    r = build_record(s, {"JZZBH": "J1", "XM": "张\x00三"}, "o:1")
+    assert r.payload == {"JZZBH": "J1", "XM": "张\ufffd三"} and r.parse_error.startswith("NUL character")
+    assert "\x00" not in r.payload_json
+    ok = build_record(s, {"JZZBH": "J2", "XM": "a\\u0000b"}, "o:2")  # a literal backslash-u0000 is just text
+    assert ok.parse_error is None and ok.payload["XM"] == "a\\u0000b"
+
+
+def test_malformed_record_keeps_raw_and_registry_id_type():
+    from pipelines.sources.records import malformed_record
+
+    r = malformed_record(source("psb_residence_permit"), "a,b,c", "o:9", "expected 2 fields, got 3", None)
+    assert r.payload == {"_raw": "a,b,c"} and r.row_hash == row_hash({"_raw": "a,b,c"})
+    assert r.id_type == "RIC" and r.canonical("name") is None and r.source_key is None
+
+
+def test_chunked_bounds_chunks():
+    assert [len(c) for c in chunked(range(7), 3)] == [3, 3, 1]
+    assert list(chunked([], 3)) == []
+
+
+# --- CSV -------------------------------------------------------------------------------------------------------
+
+GBK_CSV = (
+    "JZZBH,GMSFHM,XM,JZDZ,GXSJ\r\n"
+    'J1,310101199001011234,张三,"上海市浦东新区世纪大道100号\r\n3楼",2026-01-02 09:00:00\r\n'
+    "J2,310101199001011235,欧阳娜娜,上海市徐汇区,20260102100000\r\n"
+    "\r\n"
+    "J3,310101199001011236,王五,多,了,字段,2026-01-02\r\n"
+    'J4,310101199001011237,"bad"quote,x,2026-01-02\r\n'
+    "J5,310101199001011238,赵六,,\r\n"
+)
+
+
+def test_csv_gbk_rows_lines_and_malformed(tmp_path):
+    s = source("psb_residence_permit")
+    d = drop(tmp_path, "psb/residence_permit/2026-01-02/a.csv", GBK_CSV.encode("gbk"))
+    recs = list(read_csv(s, d))
+    assert [r.origin for r in recs] == [
+        "landing/psb/residence_permit/2026-01-02/a.csv:2",
+        "landing/psb/residence_permit/2026-01-02/a.csv:4",
+        "landing/psb/residence_permit/2026-01-02/a.csv:6",
+        "landing/psb/residence_permit/2026-01-02/a.csv:7",
+        "landing/psb/residence_permit/2026-01-02/a.csv:8",
+    ]
+    j1, j2, bad_count, bad_quote, j5 = recs
+    assert j1.payload["JZDZ"] == "上海市浦东新区世纪大道100号\r\n3楼"
+    assert j1.canonical("name") == "张三" and j1.source_updated_at == datetime(2026, 1, 2, 9, tzinfo=SH)
+    assert j2.source_updated_at == datetime(2026, 1, 2, 10, tzinfo=SH)
+    assert bad_count.payload == {"_raw": "J3,310101199001011236,王五,多,了,字段,2026-01-02"}
+    assert bad_count.parse_error == "expected 5 fields, got 7" and bad_count.source_key is None
+    assert bad_quote.parse_error.startswith("CSV:") and bad_quote.payload["_raw"].startswith("J4,")
+    assert j5.payload == {"JZZBH": "J5", "GMSFHM": "310101199001011238", "XM": "赵六", "JZDZ": "", "GXSJ": ""}
+    assert j5.source_updated_at == datetime(2026, 1, 2, tzinfo=SH)  # no update time -> drop date
+
+
+def test_csv_gbk_declared_file_keeps_gb18030_rare_characters(tmp_path):
+    s = source("psb_residence_permit")
+    text = "JZZBH,XM\nJ1,王䶮\n"  # 䶮 (U+4DAE) is in GB18030, not in GBK
+    d = drop(tmp_path, "psb/residence_permit/2026-01-02/rare.csv", text.encode("gb18030"))
+    (r,) = read_csv(s, d)
+    assert r.payload["XM"] == "王䶮"
+
+
+def test_csv_utf8_bom_header(tmp_path):
+    s = source("education_student")
+    text = "学籍号,身份证件号,姓名,更新时间\nG1,310101201001011234,小明,2026-01-02T08:00:00+08:00\n"
+    d = drop(tmp_path, "education/student/2026-01-02/s.csv", text.encode("utf-8-sig"))
+    (r,) = read_csv(s, d)
+    assert list(r.payload) == ["学籍号", "身份证件号", "姓名", "更新时间"]  # no BOM glued to the first name
+    assert r.source_key == "G1" and r.canonical("id_number") == "310101201001011234" and r.id_type == "RIC"
+
+
+@pytest.mark.parametrize("content", [b"", "JZZBH,XM\r\n".encode("gbk"), b"\r\n\r\n"])
+def test_csv_empty(tmp_path, content):
+    s = source("psb_residence_permit")
+    with pytest.raises(EmptyFile):
+        list(read_csv(s, drop(tmp_path, "psb/residence_permit/2026-01-02/e.csv", content)))
+
+
+def test_csv_not_in_encoding_is_malformed_file(tmp_path):
+    s = source("education_student")
+    d = drop(tmp_path, "education/student/2026-01-02/bad.csv", "学籍号,姓名\nG1,小明\n".encode("gbk"))
+    with pytest.raises(MalformedFile, match="utf-8-sig"):
+        list(read_csv(s, d))
+
+
+def test_csv_duplicate_header_is_malformed_file(tmp_path):
+    s = source("psb_residence_permit")
+    with pytest.raises(MalformedFile, match="twice"):
+        list(read_csv(s, drop(tmp_path, "psb/residence_permit/2026-01-02/d.csv", b"XM,XM\na,b\n")))
+
+
+# --- XLSX ------------------------------------------------------------------------------------------------------
+
+
+def test_xlsx_first_sheet_header_and_cells(tmp_path):
+    from openpyxl import Workbook
+
+    s = source("psb_foreign_resident")
+    wb = Workbook()
+    ws = wb.active
+    ws.append(["登记编号", "证件种类", "证件号码", "姓名", "出生日期", "更新时间"])
+    ws.append(["D1", "PASSPORT", "E12345678", "约翰·史密斯", datetime(1980, 5, 6), datetime(2026, 1, 2, 9, 30)])
+    ws.append([None, None, None])  # blank row: skipped, line numbers kept
+    ws.append(["D2", "PRP", 156123456789, "Anna", "1990-01-01", None])
+    ws.append(["D3", "PRP", "X", "Y", "Z", None, "extra cell"])
+    wb.create_sheet("ignored").append(["not", "read"])
+    path = tmp_path / "psb/foreign_resident/2026-01-02/f.xlsx"
+    path.parent.mkdir(parents=True)
+    wb.save(path)
+    recs = list(read_xlsx(s, DropFile(path, "psb/foreign_resident/2026-01-02/f.xlsx", DAY)))
+    assert [r.origin.rsplit(":", 1)[1] for r in recs] == ["2", "4", "5"]
+    d1, d2, d3 = recs
+    assert d1.payload == {"登记编号": "D1", "证件种类": "PASSPORT", "证件号码": "E12345678", "姓名": "约翰·史密斯",
+                          "出生日期": "1980-05-06", "更新时间": "2026-01-02 09:30:00"}
+    assert d1.id_type == "PASSPORT" and d1.source_updated_at == datetime(2026, 1, 2, 9, 30, tzinfo=SH)
+    assert d2.payload["证件号码"] == "156123456789" and d2.payload["更新时间"] is None
+    assert d2.source_updated_at == datetime(2026, 1, 2, tzinfo=SH)
+    assert d3.parse_error == "expected 6 cells, got 7" and d3.payload["_raw"][-1] == "extra cell"
+
+
+def test_xlsx_cell_text():
+    assert cell_text(3.0) == "3" and cell_text(2.5) == "2.5" and cell_text(True) == "TRUE"
+    assert cell_text(datetime(2026, 1, 2)) == "2026-01-02"
+
+
+def test_xlsx_not_a_workbook(tmp_path):
+    s = source("psb_foreign_resident")
+    with pytest.raises(MalformedFile):
+        list(read_xlsx(s, drop(tmp_path, "psb/foreign_resident/2026-01-02/x.xlsx", b"this is not a zip")))
+    with pytest.raises(EmptyFile):
+        list(read_xlsx(s, drop(tmp_path, "psb/foreign_resident/2026-01-02/y.xlsx", b"")))
+
+
+# --- XML -------------------------------------------------------------------------------------------------------
+
+GOOD_XML = """<?xml version="1.0" encoding="UTF-8"?>
+<records>
+  <record><djbh>M1</djbh><sfzh>310101199001011234</sfzh><xm>张三</xm><hyzk>20</hyzk><gxsj>2026-01-02 11:00:00</gxsj></record>
+  <record>
+    <djbh>M2</djbh><xm></xm><gxsj/>
+  </record>
+  <record><djbh>M3</djbh><xm><b>nested</b></xm></record>
+</records>
+"""
+
+
+def test_xml_records(tmp_path):
+    s = source("civil_marriage")
+    d = drop(tmp_path, "civil_affairs/marriage/2026-01-02/m.xml", GOOD_XML.encode("utf-8"))
+    m1, m2, m3 = read_xml(s, d)
+    assert m1.origin.endswith("m.xml:3") and m2.origin.endswith("m.xml:4")
+    assert m1.payload == {"djbh": "M1", "sfzh": "310101199001011234", "xm": "张三", "hyzk": "20",
+                          "gxsj": "2026-01-02 11:00:00"}
+    assert m1.canonical("marital_status") == "20" and m1.source_updated_at == datetime(2026, 1, 2, 11, tzinfo=SH)
+    assert m2.payload == {"djbh": "M2", "xm": "", "gxsj": ""}
+    assert m3.parse_error == "element <xm> has child elements" and "<b>nested</b>" in m3.payload["_raw"]
+
+
+def test_xml_not_well_formed_raises_after_rows(tmp_path):
+    s = source("civil_marriage")
+    text = "<records><record><djbh>M1</djbh></record><record><djbh>M2</djbh></record><record><djbh>M3</djbh></recrd>"
+    d = drop(tmp_path, "civil_affairs/marriage/2026-01-02/bad.xml", text.encode())
+    got = []
+    with pytest.raises(MalformedFile, match="not well-formed"):
+        for r in read_xml(s, d):
+            got.append(r.source_key)
+    assert got == ["M1", "M2"]  # the loader rolls these back: a file is all-or-nothing
+
+
+@pytest.mark.parametrize("content", [b"", b"  \n", b'<?xml version="1.0"?><records/>'])
+def test_xml_empty(tmp_path, content):
+    with pytest.raises(EmptyFile):
+        list(read_xml(source("civil_marriage"), drop(tmp_path, "civil_affairs/marriage/2026-01-02/e.xml", content)))
+
+
+def test_xml_external_entities_are_not_resolved(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP SECRET")
+    text = (f'<?xml version="1.0"?><!DOCTYPE records [<!ENTITY x SYSTEM "file://{secret}">]>'
+            "<records><record><djbh>M1</djbh><xm>&x;</xm></record></records>")
+    d = drop(tmp_path, "civil_affairs/marriage/2026-01-02/xxe.xml", text.encode())
+    recs = list(read_xml(source("civil_marriage"), d))
+    assert "TOP SECRET" not in json.dumps(recs[0].payload, ensure_ascii=False)
+
+
+# --- discovery -------------------------------------------------------------------------------------------------
+
+
+def test_discover_files_by_date_folder_and_extension(tmp_path):
+    s = source("psb_residence_permit")
+    for rel in ["2026-01-01/b.csv", "2026-01-01/a.csv", "2026-01-02/c.CSV", "2026-01-02/c.csv.part",
+                "2026-01-02/.hidden.csv", "2026-01-03/d.csv", "notadate/e.csv", "2026-01-02/x.xml"]:
+        p = tmp_path / "psb/residence_permit" / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text("x")
+    got = discover_files(s, tmp_path, before=date(2026, 1, 3))
+    assert [d.relpath for d in got] == [
+        "psb/residence_permit/2026-01-01/a.csv",
+        "psb/residence_permit/2026-01-01/b.csv",
+        "psb/residence_permit/2026-01-02/c.CSV",
+    ]
+    assert got[2].drop_date == date(2026, 1, 2)
+    assert discover_files(source("education_student"), tmp_path, before=date(2026, 1, 3)) == []
+
+
+# --- API -------------------------------------------------------------------------------------------------------
+
+
+def _api_handler(items, fail_first: dict[int, int] | None = None, status_4xx: int | None = None):
+    calls = []
+    fail_first = dict(fail_first or {})
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        q = request.url.params
+        calls.append(dict(q))
+        if status_4xx:
+            return httpx.Response(status_4xx, json={"error": "updated_since must be before updated_until"})
+        page, size = int(q["page"]), int(q["page_size"])
+        if fail_first.get(page, 0) > 0:
+            fail_first[page] -= 1
+            return httpx.Response(503, json={"error": "busy"})
+        lo, hi = datetime.fromisoformat(q["updated_since"]), datetime.fromisoformat(q["updated_until"])
+        sel = [i for i in items if lo <= datetime.fromisoformat(i["updatedAt"]) < hi]
+        chunk = sel[(page - 1) * size: page * size]
+        nxt = page + 1 if page * size < len(sel) else None
+        return httpx.Response(200, json={"items": chunk, "page": page, "page_size": size, "total": len(sel),
+                                         "next_page": nxt})
+
+    return handler, calls
+
+
+def _items(n, start):
+    return [{"eventId": f"E{i}", "idNumber": f"3101011990010{i:05d}", "name": "张三", "eventType": "birth",
+             "updatedAt": (start + timedelta(minutes=i)).isoformat(), "extra": [1, None]} for i in range(n)]
+
+
+def test_api_pages_window_and_retry():
+    start = datetime(2026, 1, 2, tzinfo=SH)
+    items = _items(12, start) + _items(1, start + timedelta(days=1))
+    handler, calls = _api_handler(items, fail_first={2: 2})
+    s = source("health_vital_events").__class__(**{**source("health_vital_events").__dict__, "page_size": 5})
+    detail: dict = {}
+    sleeps: list[float] = []
+    with httpx.Client(base_url="http://api.test", transport=httpx.MockTransport(handler)) as client:
+        chunks = list(read_api(s, start, start + timedelta(days=1), chunk_rows=4, detail=detail, client=client,
+                               sleep=sleeps.append))
+    recs = [r for c in chunks for r in c]
+    assert max(len(c) for c in chunks) <= 4
+    assert [r.source_key for r in recs] == [f"E{i}" for i in range(12)]
+    assert recs[0].origin == "api:/health/vital-events?page=1" and recs[-1].origin.endswith("page=3")
+    assert recs[0].payload == items[0] and recs[0].canonical("name") == "张三" and recs[0].id_type == "RIC"
+    assert recs[0].source_updated_at == start
+    assert detail == {"total": 12, "pages": [{"page": 1, "rows": 5}, {"page": 2, "rows": 5}, {"page": 3, "rows": 2}]}
+    assert len(sleeps) == 2  # two 503s on page 2, retried with backoff
+    assert calls[0]["updated_since"] == start.isoformat() and calls[0]["page_size"] == "5"
+
+
+def test_api_4xx_is_a_clear_error():
+    handler, _ = _api_handler([], status_4xx=400)
+    with httpx.Client(base_url="http://api.test", transport=httpx.MockTransport(handler)) as client:
+        with pytest.raises(SourceApiError, match="HTTP 400.*updated_since must be before"):
+            list(read_api(source("health_vital_events"), None, datetime(2026, 1, 2, tzinfo=timezone.utc), 10,
+                          client=client, sleep=lambda s: None))
+
+
+def test_api_5xx_gives_up_after_attempts():
+    handler, calls = _api_handler([], fail_first={1: 99})
+    with httpx.Client(base_url="http://api.test", transport=httpx.MockTransport(handler)) as client:
+        with pytest.raises(SourceApiError, match="after 4 attempts"):
+            list(read_api(source("health_vital_events"), None, datetime(2026, 1, 2, tzinfo=timezone.utc), 10,
+                          client=client, sleep=lambda s: None))
+    assert len(calls) == 4
