@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import shutil
 import threading
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,6 +24,7 @@ from pipelines.registry import source
 from pipelines.runs import open_run
 from pipelines.settings import Settings, settings
 from pipelines.sources import SourceApiError, row_hash, stage_source
+from pipelines.sources import api as api_mod
 from pipelines.sources import staging as staging_mod
 from pipelines.warehouse import connect
 
@@ -68,11 +68,13 @@ def watermark(url, source_id: str):
 
 
 @pytest.fixture()
-def landing():
-    """The session's landing dir, emptied: each test drops its own files."""
-    shutil.rmtree(settings.landing_dir, ignore_errors=True)
-    settings.landing_dir.mkdir(parents=True)
-    return settings.landing_dir
+def landing(tmp_path, monkeypatch):
+    """A landing dir of this test's own, used as settings.landing_dir by the loader (the session's dir may hold
+    other tests' drops)."""
+    path = tmp_path / "landing"
+    path.mkdir()
+    monkeypatch.setattr(staging_mod, "settings", dataclasses.replace(staging_mod.settings, landing_dir=path))
+    return path
 
 
 def put(landing: Path, rel: str, content: bytes) -> Path:
@@ -257,7 +259,7 @@ def payloads(url, run_id, source_id):
 @pytest.fixture()
 def small_chunks(monkeypatch):
     """COPY in chunks of 2 rows, so files span several COPYs (and a malformed file is rolled back across them)."""
-    monkeypatch.setattr(staging_mod, "settings", dataclasses.replace(settings, copy_chunk_rows=2))
+    monkeypatch.setattr(staging_mod, "settings", dataclasses.replace(staging_mod.settings, copy_chunk_rows=2))
 
 
 def test_files_formats_edges_rerun_and_late_files(clean_warehouse, landing, small_chunks):
@@ -422,11 +424,18 @@ def api():
         def log_message(self, *args):
             pass
 
-    port = urlsplit(settings.sim_api_url).port
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    try:  # at SIM_API_URL, where the loader looks by default
+        server = ThreadingHTTPServer(("127.0.0.1", urlsplit(settings.sim_api_url).port), Handler)
+        moved = None
+    except OSError:  # the port is taken (another API fixture of this session): serve elsewhere and say so
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        moved = dataclasses.replace(api_mod.settings, sim_api_url=f"http://127.0.0.1:{server.server_address[1]}")
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield state
+    with pytest.MonkeyPatch.context() as mp:
+        if moved:
+            mp.setattr(api_mod, "settings", moved)
+        yield state
     server.shutdown()
     server.server_close()
 
