@@ -147,8 +147,8 @@ def cmd_report(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     p = argparse.ArgumentParser(prog="python -m pipelines", description=__doc__)
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress (INFO)")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="apply pending migrations").set_defaults(func=cmd_migrate)
     s = sub.add_parser("simulate", help="write the simulated departments' sources")
@@ -168,4 +168,6 @@ def main(argv: list[str] | None = None) -> int:
     d.set_defaults(func=cmd_demo)
     sub.add_parser("report", help="print the warehouse summary").set_defaults(func=cmd_report)
     args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
     return args.func(args)
