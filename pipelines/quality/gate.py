@@ -1,0 +1,401 @@
+"""The data-quality gate: validate the golden tables with the GX suites in ``expectations/`` after each run.
+
+``run_gate(run_id)`` validates every suite (or the ones named) with Great Expectations (GX Core 1.x) against the
+warehouse through a SQL data source, so every expectation is computed by PostgreSQL (pushdown): no table is ever
+loaded into pandas. It records one ``quality.validation_run`` row per suite and one ``quality.expectation_result``
+row per expectation (replacing what an earlier attempt of the same run wrote), builds the GX Data Docs site under
+``<reports_dir>/data_docs`` and writes a bilingual scorecard by GB/T 36344 dimension under
+``<reports_dir>/quality/<run_id>/``. ``enforce(result)`` raises :class:`QualityGateFailed` when a blocking
+expectation failed: the DAG calls it so that the run fails and nothing is published.
+
+Privacy: the gate keeps no personal values. Results are taken in GX's BASIC format with no sample of unexpected
+values, and the SQL expectations return surrogate keys (person_id) only; reports carry counts.
+
+The GX Data Context is ephemeral (configured here, nothing in a YAML file, no cloud, no usage statistics): the
+data source and its connection live only in this process. Only the validation results are kept on disk, under
+``<reports_dir>/gx/validations``, so that Data Docs show the history of runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # before great_expectations is imported
+
+import great_expectations as gx  # noqa: E402
+from great_expectations.core.run_identifier import RunIdentifier  # noqa: E402
+from great_expectations.data_context.types.base import (  # noqa: E402
+    DataContextConfig,
+    InMemoryStoreBackendDefaults,
+    ProgressBarsConfig,
+)
+from great_expectations.data_context.types.resource_identifiers import (  # noqa: E402
+    ExpectationSuiteIdentifier,
+    ValidationResultIdentifier,
+)
+from great_expectations.util import convert_to_json_serializable  # noqa: E402
+from psycopg.types.json import Jsonb  # noqa: E402
+from sqlalchemy import URL  # noqa: E402
+
+from pipelines.quality.report import write_scorecard  # noqa: E402
+from pipelines.quality.suites import DIMENSIONS, Suite, load_suites  # noqa: E402
+from pipelines.settings import settings  # noqa: E402
+from pipelines.warehouse import connect  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+for _name in ("great_expectations", "great_expectations.core", "great_expectations.data_context"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
+
+DATA_DOCS_SITE = "local_site"
+DATASOURCE = "warehouse"
+# BASIC: counts and observed values; no sample of unexpected values (they would be ID numbers and names).
+RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": 0}
+# result keys that could carry row values; never stored or reported
+_VALUE_KEYS = ("partial_unexpected_list", "partial_unexpected_counts", "partial_unexpected_index_list",
+               "unexpected_list", "unexpected_index_list", "unexpected_rows", "details")
+
+
+class QualityGateFailed(Exception):
+    """A blocking expectation failed: the run must not publish. The message names each failed rule."""
+
+    def __init__(self, result: GateResult):
+        self.result = result
+        names = ", ".join(f"{f.expectation} ({f.dimension}, {f.observed_text()})" for f in result.blocking_failures)
+        super().__init__(
+            f"quality gate failed for run {result.run_id}: {len(result.blocking_failures)} blocking expectation(s) "
+            f"failed: {names}; scorecard {result.scorecard_html}"
+        )
+
+
+@dataclass
+class Failure:
+    suite: str
+    expectation: str           # meta.rule, the expectation_id in quality.expectation_result
+    expectation_type: str
+    column: str | None
+    dimension: str
+    severity: str
+    description: str
+    observed: dict[str, Any]   # observed_value / unexpected_count ... or the error raised
+    error: str | None = None   # the expectation could not be computed (SQL error): counted as failed
+
+    def observed_text(self) -> str:
+        if self.error:
+            return f"error: {self.error.splitlines()[0][:200]}"
+        if "unexpected_count" in self.observed and self.observed["unexpected_count"] is not None:
+            return f"{self.observed['unexpected_count']} unexpected of {self.observed.get('element_count')}"
+        if "observed_value" in self.observed:
+            if self.expectation_type in ("expect_query_to_return_no_rows", "unexpected_rows_expectation"):
+                return f"{self.observed['observed_value']} unexpected row(s)"
+            return f"observed {self.observed['observed_value']}"
+        return "failed"
+
+
+@dataclass
+class SuiteOutcome:
+    suite: str
+    table: str
+    validation_id: int
+    success: bool              # no blocking expectation failed
+    evaluated: int
+    blocking_failed: int
+    warning_failed: int
+    data_docs_page: str | None
+    seconds: float
+
+
+@dataclass
+class GateResult:
+    run_id: int
+    passed: bool
+    blocking_failures: list[Failure]
+    warnings: list[Failure]
+    scorecard: dict[str, dict[str, int]]   # GB/T 36344 dimension -> {"passed": n, "total": m}
+    suites: list[SuiteOutcome]
+    data_docs_index: Path | None
+    scorecard_json: Path
+    scorecard_html: Path
+    validated_at: datetime
+    seconds: float
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for key in ("data_docs_index", "scorecard_json", "scorecard_html"):
+            d[key] = str(d[key]) if d[key] is not None else None
+        d["validated_at"] = self.validated_at.isoformat()
+        return d
+
+
+def enforce(result: GateResult, mark_run: bool = True, url: URL | None = None) -> GateResult:
+    """Raise :class:`QualityGateFailed` when a blocking expectation failed (audit.run is marked 'blocked')."""
+    if result.passed:
+        return result
+    if mark_run:
+        from pipelines.runs import close_run
+
+        close_run(result.run_id, "blocked", url=url)
+    raise QualityGateFailed(result)
+
+
+def run_gate(
+    run_id: int,
+    suites: list[str] | None = None,
+    url: URL | None = None,
+    build_docs: bool = True,
+    reports_dir: Path | None = None,
+) -> GateResult:
+    """Validate the suites (file stems under expectations/, all when None) for ``run_id`` against the warehouse
+    (or ``url``), record the results in quality.*, build Data Docs and the scorecard under ``reports_dir``
+    (default settings.reports_dir). Bad data never raises here: call :func:`enforce` on the result.
+    A suite file that does not load raises :class:`~pipelines.quality.suites.SuiteFileError` naming the file."""
+    started = time.monotonic()
+    url = url or settings.warehouse_url
+    reports_dir = Path(reports_dir or settings.reports_dir)
+    loaded = load_suites(suites)
+    parameters = _run_parameters(run_id, url)
+    gx_dir = reports_dir / "gx"
+    gx_dir.mkdir(parents=True, exist_ok=True)
+    run_name = f"run-{run_id}"
+
+    with _lock(gx_dir / ".lock"):
+        context = _context(gx_dir, reports_dir / "data_docs")
+        datasource = context.data_sources.add_postgres(
+            DATASOURCE, connection_string=url.render_as_string(hide_password=False)
+        )
+        try:
+            _forget_earlier_attempts(context, run_name, [s.name for s in loaded])
+            validated: list[tuple[Suite, Any, ValidationResultIdentifier, float]] = []
+            for suite in loaded:
+                t0 = time.monotonic()
+                asset = datasource.add_table_asset(
+                    suite.name, table_name=suite.table_name, schema_name=suite.schema_name
+                )
+                batch = asset.add_batch_definition_whole_table("whole_table")
+                gx_suite = context.suites.add(suite.suite)
+                definition = context.validation_definitions.add(
+                    gx.ValidationDefinition(name=f"{suite.name}:{run_name}", data=batch, suite=gx_suite)
+                )
+                result = definition.run(
+                    expectation_parameters=parameters,
+                    result_format=RESULT_FORMAT,
+                    run_id=RunIdentifier(run_name=run_name, run_time=datetime.now(timezone.utc)),
+                )
+                key = _result_key(result)
+                validated.append((suite, result, key, time.monotonic() - t0))
+                log.info("suite %s validated in %.1f s", suite.name, time.monotonic() - t0)
+            docs_index, pages = None, {}
+            if build_docs:
+                docs_index, pages = _build_docs(context, loaded, [k for _, _, k, _ in validated])
+        finally:
+            datasource.get_engine().dispose()
+
+    outcomes, blocking, warnings, scorecard = _record(run_id, validated, pages, url)
+    validated_at = datetime.now(timezone.utc)
+    result = GateResult(
+        run_id=run_id,
+        passed=not blocking,
+        blocking_failures=blocking,
+        warnings=warnings,
+        scorecard=scorecard,
+        suites=outcomes,
+        data_docs_index=docs_index,
+        scorecard_json=reports_dir / "quality" / str(run_id) / "scorecard.json",
+        scorecard_html=reports_dir / "quality" / str(run_id) / "scorecard.html",
+        validated_at=validated_at,
+        seconds=round(time.monotonic() - started, 3),
+        parameters={k: str(v) for k, v in parameters.items()},
+    )
+    write_scorecard(result, [s for s, *_ in validated])
+    log.info(
+        "quality gate run %s: %s (%d blocking, %d warnings) in %.1f s",
+        run_id, "passed" if result.passed else "FAILED", len(blocking), len(warnings), result.seconds,
+    )
+    return result
+
+
+# --- GX plumbing ---------------------------------------------------------------------------------------------
+
+
+def _context(gx_dir: Path, docs_dir: Path):
+    """An ephemeral Data Context: suites and data source in memory, validation results and Data Docs on disk."""
+    defaults = InMemoryStoreBackendDefaults()
+    stores = dict(defaults.stores)
+    stores[defaults.validation_results_store_name] = {
+        "class_name": "ValidationResultsStore",
+        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(gx_dir / "validations")},
+    }
+    config = DataContextConfig(
+        store_backend_defaults=defaults,
+        stores=stores,
+        data_docs_sites={
+            DATA_DOCS_SITE: {
+                "class_name": "SiteBuilder",
+                "show_how_to_buttons": False,
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder", "validation_results_limit": 400},
+            }
+        },
+        analytics_enabled=False,
+        progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False),
+    )
+    return gx.get_context(mode="ephemeral", project_config=config)
+
+
+def _forget_earlier_attempts(context, run_name: str, suite_names: list[str]) -> None:
+    """A re-run of the gate for the same run replaces its validation results (and their Data Docs pages)."""
+    store = context.validation_results_store
+    docs_root = Path(context.get_config().data_docs_sites[DATA_DOCS_SITE]["store_backend"]["base_directory"])
+    for key in store.list_keys():
+        if key.run_id.run_name == run_name and key.expectation_suite_identifier.name in suite_names:
+            store.remove_key(key)
+            page = docs_root / "validations" / Path(*key.to_tuple()[:-1]) / f"{key.to_tuple()[-1]}.html"
+            page.unlink(missing_ok=True)
+            for directory in (page.parent, page.parent.parent):  # <run_time>/ and <run_name>/, once empty
+                with contextlib.suppress(OSError):
+                    directory.rmdir()
+
+
+def _result_key(result) -> ValidationResultIdentifier:
+    """The key ValidationDefinition.run stored the result under (suite, run, batch)."""
+    return ValidationResultIdentifier(
+        expectation_suite_identifier=ExpectationSuiteIdentifier(name=result.suite_name),
+        run_id=result.meta["run_id"],
+        batch_identifier=result.batch_id,
+    )
+
+
+def _build_docs(context, loaded: list[Suite], keys: list[ValidationResultIdentifier]):
+    """Render the new validation pages, the suites' pages and the index (not the whole history again)."""
+    identifiers = [ExpectationSuiteIdentifier(name=s.name) for s in loaded] + keys
+    sites = context.build_data_docs(site_names=[DATA_DOCS_SITE], resource_identifiers=identifiers)
+    index = _file_path(sites.get(DATA_DOCS_SITE))
+    pages: dict[str, str] = {}
+    for key in keys:
+        with contextlib.suppress(Exception):  # a page link is a convenience, never a reason to fail the gate
+            urls = context.get_docs_sites_urls(resource_identifier=key, site_name=DATA_DOCS_SITE)
+            if urls and urls[0].get("site_url"):
+                pages[key.expectation_suite_identifier.name] = str(_file_path(urls[0]["site_url"]))
+    return index, pages
+
+
+def _file_path(site_url: str | None) -> Path | None:
+    if not site_url:
+        return None
+    return Path(site_url[len("file://"):]) if site_url.startswith("file://") else Path(site_url)
+
+
+@contextlib.contextmanager
+def _lock(path: Path):
+    """One gate at a time per reports directory: the result store and the Data Docs index are shared files."""
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+# --- parameters, results, rows -----------------------------------------------------------------------------
+
+
+def _run_parameters(run_id: int, url: URL) -> dict[str, Any]:
+    """The values the suites refer to as {"$PARAMETER": ...}: the run and its data interval."""
+    with connect(url) as conn:
+        row = conn.execute(
+            "SELECT interval_start, interval_end FROM audit.run WHERE run_id = %s", (run_id,)
+        ).fetchone()
+    if row is None:
+        raise ValueError(f"audit.run has no run {run_id}: open the run (pipelines.runs.open_run) before the gate")
+    return {
+        "run_id": run_id,
+        "run_interval_start": row[0].isoformat(),
+        "run_interval_end": row[1].isoformat(),
+        "today": date.today().isoformat(),
+    }
+
+
+def _error_of(r) -> str | None:
+    info = r.exception_info or {}
+    if info.get("raised_exception"):
+        return str(info.get("exception_message"))
+    for value in info.values():  # keyed by metric when a metric failed
+        if isinstance(value, dict) and value.get("raised_exception"):
+            return str(value.get("exception_message"))
+    return None
+
+
+def _observed(r, error: str | None) -> dict[str, Any]:
+    raw = convert_to_json_serializable(dict(r.result or {}))
+    observed = {k: v for k, v in raw.items() if k not in _VALUE_KEYS}
+    if error:
+        observed["error"] = error.splitlines()[0][:2000]
+    return observed
+
+
+def _record(run_id: int, validated, pages: dict[str, str], url: URL):
+    outcomes: list[SuiteOutcome] = []
+    blocking: list[Failure] = []
+    warnings: list[Failure] = []
+    scorecard = {d: {"passed": 0, "total": 0} for d in DIMENSIONS}
+    with connect(url) as conn, conn.transaction():
+        conn.execute(
+            "DELETE FROM quality.validation_run WHERE run_id = %s AND suite = ANY(%s)",
+            (run_id, [s.name for s, *_ in validated]),
+        )
+        for suite, result, _key, seconds in validated:
+            rows = []
+            suite_blocking = suite_warning = 0
+            for r in result.results:
+                meta = r.expectation_config.meta or {}
+                rule = suite.rules[meta["rule"]]
+                error = _error_of(r)
+                success = bool(r.success) and error is None
+                observed = _observed(r, error)
+                scorecard[rule.dimension]["total"] += 1
+                scorecard[rule.dimension]["passed"] += int(success)
+                if not success:
+                    failure = Failure(suite.name, rule.rule, rule.expectation_type, rule.column, rule.dimension,
+                                      rule.severity, rule.description, observed, error)
+                    if rule.severity == "blocking":
+                        blocking.append(failure)
+                        suite_blocking += 1
+                    else:
+                        warnings.append(failure)
+                        suite_warning += 1
+                rows.append((
+                    rule.rule, rule.expectation_type, rule.column, rule.dimension, rule.severity, success,
+                    observed.get("element_count"), observed.get("unexpected_count"),
+                    observed.get("unexpected_percent"), Jsonb(observed),
+                ))
+            page = pages.get(suite.name)
+            validation_id = conn.execute(
+                """
+                INSERT INTO quality.validation_run
+                    (run_id, suite, table_name, success, blocking_failed, warning_failed, evaluated, data_docs_path)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING validation_id
+                """,
+                (run_id, suite.name, suite.table, suite_blocking == 0, suite_blocking, suite_warning, len(rows), page),
+            ).fetchone()[0]
+            with conn.cursor() as cur:
+                cur.executemany(
+                    """
+                    INSERT INTO quality.expectation_result
+                        (validation_id, expectation_id, expectation_type, column_name, dimension, severity, success,
+                         element_count, unexpected_count, unexpected_percent, observed)
+                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                    """,
+                    [(validation_id, *row) for row in rows],
+                )
+            outcomes.append(SuiteOutcome(suite.name, suite.table, validation_id, suite_blocking == 0, len(rows),
+                                         suite_blocking, suite_warning, page, round(seconds, 3)))
+    return outcomes, blocking, warnings, scorecard
