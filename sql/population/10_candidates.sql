@@ -13,8 +13,10 @@ SELECT s.run_id, s.source_id, s.seq, s.department, population.norm_text(s.source
        population.norm_text(s.residence_division)    AS residence_division,
        population.norm_text(s.residence_address)     AS residence_address,
        upper(population.norm_text(s.residence_permit_no)) AS residence_permit_no,
-       population.norm_population_status(s.population_status, s.event_type, c.death_date) AS population_status,
-       c.death_date,
+       population.norm_population_status(s.population_status, s.event_type,
+           coalesce(c.death_date, c.event_date)) AS population_status,
+       coalesce(c.death_date, CASE WHEN population.norm_text(s.event_type) IN ('死亡注销', '死亡', 'DEATH')
+                                   THEN c.event_date END) AS death_date,
        population.norm_marital_status(s.marital_status) AS marital_status,
        population.norm_text(s.employer)              AS employer,
        upper(population.norm_text(s.employer_uscc))  AS employer_uscc,

@@ -140,13 +140,22 @@ def test_good_population_passes_and_records_every_expectation_with_its_dimension
     assert "population.person" in result.data_docs_index.read_text(encoding="utf-8")
 
 
+def test_death_reported_but_not_yet_deregistered_is_a_warning_not_a_block(clean_warehouse, tmp_path):
+    # 卫健委 has reported the death, 公安 has not yet deregistered (they do within 1-2 days): warn, do not block
+    run_id = open_population_run(clean_warehouse)
+    insert_persons(clean_warehouse, run_id, [*GOOD[:2], person(5, death_date=date(2025, 12, 1))])
+    result = run_gate(run_id, suites=["population.person"], url=clean_warehouse, build_docs=False,
+                      reports_dir=tmp_path)
+    assert result.passed
+    assert "person.population_status.death_reported_not_deregistered" in {w.expectation for w in result.warnings}
+
+
 @pytest.mark.parametrize(
     ("bad", "rule"),
     [
         ({"id_number": wrong_check_digit(person(5)["id_number"])}, "person.id_number.ric_check_digit"),
         ({"id_number": person(5)["id_number"][:17]}, "person.id_number.ric_format"),  # 17 characters
-        ({"population_status": "deceased"}, "person.population_status.deceased_iff_death_date"),
-        ({"death_date": date(2025, 12, 1)}, "person.population_status.deceased_iff_death_date"),
+        ({"population_status": "deceased"}, "person.population_status.deceased_has_death_date"),
         ({"birth_date": date(1985, 3, 7)}, "person.birth_date.agrees_with_id"),  # the ID says 1985-03-06
         ({"sex": "2"}, "person.sex.agrees_with_id"),                              # the ID says male
         ({"sex": "M"}, "person.sex.code"),
@@ -285,7 +294,7 @@ def test_rerunning_the_gate_for_a_run_replaces_its_results(clean_warehouse, tmp_
     assert len(runs) == 2 and all(success for _, success in runs)
     assert {v for v, _ in runs}.isdisjoint({s.validation_id for s in first.suites})
     assert n_results == sum(len(s.rules) for s in load_suites())
-    assert results(clean_warehouse, run_id)["person.population_status.deceased_iff_death_date"][2] is True
+    assert results(clean_warehouse, run_id)["person.population_status.deceased_has_death_date"][2] is True
     # Data Docs keep one validation page per suite for the run, the latest
     pages = list((tmp_path / "data_docs" / "validations").rglob("*.html"))
     assert len([p for p in pages if f"run-{run_id}" in p.parts]) == 2
