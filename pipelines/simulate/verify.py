@@ -28,6 +28,7 @@ from pipelines.simulate import vocab
 
 CURRENT = {str(c) for c, _, _, _ in vocab.DISTRICTS}
 RETIRED_FIELD = {str(v) for v in vocab.RETIRED_FOR_CURRENT.values()}
+SUCCESSOR = {str(v): str(k) for k, v in vocab.RETIRED_FOR_CURRENT.items()}
 RETIRED_ID = {str(c) for c in vocab.RETIRED_ID_CODES}
 OTHER_PROVINCE = {str(c) for c, _, _ in vocab.OTHER_ID_CODES}
 
@@ -105,7 +106,8 @@ def evidence(rows: Iterable[dict], source: Source) -> dict:
         sex = {"男": "1", "女": "2"}.get(c["sex"], c["sex"])
         if idn and birth:
             key_ids.setdefault((_norm(c["name"]), birth, sex), set()).add(idn)
-            by_id[idn] = (c["name"], c.get("residence_division", ""))
+            div = c.get("residence_division", "")
+            by_id[idn] = (_norm(c["name"]), SUCCESSOR.get(div, div))
     return {"keys": key_ids, "ids": by_id}
 
 
@@ -118,7 +120,8 @@ def merge_evidence(*parts: dict) -> dict:
     return out
 
 
-def classify_row(source: Source, row: dict, prev: dict | None, psb: dict | None, check_conflicts: bool) -> str | None:
+def classify_row(source: Source, row: dict, prev: dict | None, psb: dict | None, check_conflicts: bool,
+                 residence: bool = True) -> str | None:
     if "_malformed" in row:
         return "MALFORMED_ROW"
     if prev is not None and "_malformed" not in prev and _text(row.get(source.key)) == _text(prev.get(source.key)) != "":
@@ -188,21 +191,24 @@ def classify_row(source: Source, row: dict, prev: dict | None, psb: dict | None,
         if div not in CURRENT:
             return "UNEXPECTED:DIVISION"
     if check_conflicts and psb is not None and source.id == "hrss_employment":
-        known = psb["ids"].get(raw)
+        known = psb["ids"].get(raw)  # psb's own defects (a missing name, 310199) say nothing about hrss
         if known is not None:
-            if known[0] != c["name"]:
+            if known[0] and known[0] != _norm(c["name"]):
                 return "CONFLICT_NAME"
-            if known[1] != div:
+            if residence and known[1] in CURRENT and known[1] != div:
                 return "CONFLICT_RESIDENCE"
     return None
 
 
-def classify(source: Source, rows: list[dict], psb: dict | None = None, check_conflicts: bool = False) -> Counter:
-    """Counter of defect names over the rows (clean rows not counted)."""
+def classify(source: Source, rows: list[dict], psb: dict | None = None, check_conflicts: bool = False,
+             residence: bool = True) -> Counter:
+    """Counter of defect names over the rows (clean rows not counted). ``check_conflicts``: hrss rows are compared
+    with psb's (``psb["ids"]``); ``residence=False`` compares names only — after day 0 hrss may hold an address from
+    before a move (not a planted defect), so a district conflict is only certain on the full extract."""
     out: Counter = Counter()
     prev = None
     for row in rows:
-        kind = classify_row(source, row, prev, psb, check_conflicts)
+        kind = classify_row(source, row, prev, psb, check_conflicts, residence)
         if kind:
             out[kind] += 1
         prev = row
