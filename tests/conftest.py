@@ -98,12 +98,11 @@ def frontdb() -> URL:
     return TEST_FRONTDB
 
 
-@pytest.fixture()
-def clean_warehouse(warehouse_db: URL) -> URL:
-    """The test warehouse with every data table emptied (schema kept): a test starts from nothing."""
+def truncate_warehouse(url: URL) -> None:
+    """Empty every data table of the warehouse (schema kept)."""
     from pipelines.warehouse import connect
 
-    with connect(warehouse_db) as conn:
+    with connect(url) as conn:
         tables = conn.execute(
             "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables"
             " WHERE schemaname IN ('staging','quarantine','population','audit','quality')"
@@ -111,4 +110,10 @@ def clean_warehouse(warehouse_db: URL) -> URL:
         if tables:
             conn.execute("TRUNCATE " + ", ".join(t for (t,) in tables) + " RESTART IDENTITY CASCADE")
         conn.execute("ALTER SEQUENCE population.person_id_seq RESTART")
+
+
+@pytest.fixture()
+def clean_warehouse(warehouse_db: URL) -> URL:
+    """The test warehouse with every data table emptied (schema kept): a test starts from nothing."""
+    truncate_warehouse(warehouse_db)
     return warehouse_db
