@@ -45,8 +45,10 @@ Late-arriving data: psb registers a birth 1-3 days after health reports it and d
 update day. The ground truth of every day and source (rows, planted defects) is the manifest, saved at
 ``manifest_path(landing_dir)`` = ``<landing_dir>/../sim_manifest.json`` (pipelines/simulate/manifest.py).
 
-Measured on this machine: persons=1,000,000, days=1, with the 前置库: see docs in the final report of the module
-(``python -m pipelines.simulate --persons 1000000 --days 1`` prints the time).
+Scale: everything per person is numpy arrays; text is built per chunk of 200,000 persons with vectorised string
+operations (openpyxl's row-by-row writer is the one loop, over the ~4% foreign residents). Measured on the 2-core
+development machine, ``python -m pipelines.simulate --persons 1000000 --days 1`` (with the 前置库): 2.0M rows in
+28.5 s, peak RSS 467 MB.
 """
 
 from __future__ import annotations

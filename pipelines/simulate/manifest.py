@@ -17,7 +17,8 @@ persons, seed, start and rates are the same — otherwise the file starts over).
               "status": "ok" | "empty" (0 bytes) | "malformed" (not well-formed: none of its rows readable),
               "rows": n, "defects": {...}, "info": {...}}
 
-``rows`` counts every record written (duplicates and malformed rows included, records of a malformed file too);
+Day 0's ``events`` is the population's composition instead (persons, hukou, migrants, foreigners, deceased,
+moved_out, same_name_pairs). ``rows`` counts every record written (duplicates and malformed rows included, records of a malformed file too);
 ``rows_unreadable`` the records inside files that cannot be parsed at all. Defect counters are named by reason code
 where one exists (pipelines.reasons), else DUPLICATE_EXACT, DUPLICATE_NEAR, NO_ID_MATCHABLE, CONFLICT_NAME,
 CONFLICT_RESIDENCE; file counters EMPTY_FILE and MALFORMED_FILE count files. Every planted defect is in exactly one
