@@ -98,7 +98,8 @@ def warehouse_summary(url: URL | None = None) -> dict:
         q = lambda s, *a: conn.execute(s, a).fetchall()  # noqa: E731
         tables = {
             t: q(f"SELECT count(*) FROM {t}")[0][0]  # table names are constants here
-            for t in ("population.person", "population.person_history", "population.source_record",
+            for t in ("population.person", "population.person_history", "population.person_retired",
+                      "population.source_record",
                       "population.person_xref", "population.review_queue", "population.discrepancy",
                       "quarantine.population_record", "staging.population_record")
         }
@@ -106,7 +107,7 @@ def warehouse_summary(url: URL | None = None) -> dict:
                       " GROUP BY reason ORDER BY 2 DESC, 1")
         disc = q("SELECT authority_department, department, count(*) FROM population.discrepancy"
                  " WHERE status = 'open' GROUP BY 1, 2 ORDER BY 3 DESC")
-        runs = q("SELECT r.run_id, r.interval_start::date, r.status, coalesce(sum(a.received), 0),"
+        runs = q("SELECT r.run_id, (r.interval_start AT TIME ZONE 'Asia/Shanghai')::date, r.status, coalesce(sum(a.received), 0),"
                  " coalesce(sum(a.merged), 0), coalesce(sum(a.quarantined), 0), coalesce(sum(a.duplicates), 0)"
                  " FROM audit.run r LEFT JOIN audit.row_accounting a USING (run_id)"
                  " WHERE r.pipeline = 'population' GROUP BY r.run_id ORDER BY r.interval_start")

@@ -108,6 +108,25 @@ def scd2_merge() -> sql.Composed:
         UPDATE population.person p SET {set_src} FROM relinked g WHERE p.person_id = g.person_id;
         UPDATE population.person_history p SET {set_src}
         FROM relinked g WHERE p.person_id = g.person_id AND p.valid_to IS NULL;
+
+        CREATE TEMP TABLE orphaned ON COMMIT DROP AS
+        SELECT p.person_id, p.id_type, p.id_number,
+               greatest(p.valid_from + interval '1 microsecond',
+                        (SELECT max(source_updated_at) FROM candidate)) AS retired_at,
+               (SELECT min(x.person_id) FROM population.source_record sr
+                JOIN population.person_xref x USING (source_id, source_key)
+                WHERE sr.person_id = p.person_id AND x.person_id <> p.person_id) AS successor_person_id
+        FROM touched t JOIN population.person p USING (person_id)
+        WHERE NOT EXISTS (SELECT 1 FROM golden g WHERE g.person_id = t.person_id);
+
+        UPDATE population.person_history h SET valid_to = o.retired_at
+        FROM orphaned o WHERE h.person_id = o.person_id AND h.valid_to IS NULL;
+        INSERT INTO population.person_retired (person_id, id_type, id_number, successor_person_id, reason, run_id,
+                                               retired_at)
+        SELECT person_id, id_type, id_number, successor_person_id, 'ID_CORRECTED_AT_SOURCE', %(run_id)s, retired_at
+        FROM orphaned
+        ON CONFLICT (person_id) DO NOTHING;
+        DELETE FROM population.person p USING orphaned o WHERE p.person_id = o.person_id;
         """
     ).format(
         set_values=set_values,

@@ -184,3 +184,43 @@ def test_second_day_history_resolution_redelivery_and_idempotent_rerun(day1):
     before = snapshot(url)
     load_day2()  # re-run of the same interval
     assert snapshot(url) == before
+
+
+def test_id_corrected_at_source_retires_the_orphaned_person(day1):
+    """公安 corrects the ID number on its record P-A: the record moves to the person holding the right number, and
+    the person that only existed through the wrong number is retired (history closed), not left dangling."""
+    url, run1, _ = day1
+    day2 = DAY1 + timedelta(days=1)
+    run2 = day_run(url, day2)
+    wrong = rid("31011519850101102")
+    # day 2: psb's record P-W carried a wrong number; day 3 it is corrected to B's number (hrss knows B)
+    stage(url, run2, "psb_hukou", "psb", [dict(PSB_A, source_key="P-W", id_number=wrong, name="李四", sex="2",
+                                               birth_date="1985-01-01", updated=10)], day=day2)
+    validate_run(run2, (day2 + timedelta(days=1)).date(), url)
+    reconcile_run(run2, url)
+    orphan = person_of(url, wrong)
+    day3 = day2 + timedelta(days=1)
+    run3 = day_run(url, day3)
+
+    def load_day3():
+        with connect(url) as conn:
+            conn.execute("DELETE FROM staging.population_record WHERE run_id = %s", (run3,))
+        stage(url, run3, "psb_hukou", "psb", [dict(PSB_A, source_key="P-W", id_number=B_ID, name="李四", sex="2",
+                                                   birth_date="1990-02-15", updated=11)], day=day3)
+        validate_run(run3, (day3 + timedelta(days=1)).date(), url)
+        return reconcile_run(run3, url)
+
+    load_day3()
+    b = person_of(url, B_ID)
+    assert one(url, "SELECT person_id FROM population.person_xref WHERE source_key = 'P-W'") == [(b,)]
+    assert one(url, "SELECT count(*) FROM population.person WHERE person_id = %s", orphan) == [(0,)]
+    assert one(url, "SELECT successor_person_id, reason, run_id FROM population.person_retired") == [
+        (b, "ID_CORRECTED_AT_SOURCE", run3)]
+    assert one(url, "SELECT count(*) FROM population.person_history WHERE person_id = %s AND valid_to IS NULL",
+               orphan) == [(0,)]
+    # B's name now comes from psb, the authority, instead of the hrss fallback
+    assert one(url, "SELECT department FROM population.attribute_lineage WHERE person_id = %s AND attribute = 'name'",
+               b) == [("psb",)]
+    before = snapshot(url)
+    load_day3()
+    assert snapshot(url) == before
