@@ -1,6 +1,6 @@
 # Shanghai resident-population ETL: the two commands are `make setup` and `make demo` (or `make test`).
 # Every target works from a clean clone: .venv from PyPI, the project's own PostgreSQL + PostGIS cluster under
-# .local/ on port 54329 (LOCAL_PG_PORT) (installed from apt when missing), an Airflow home under .local/airflow.
+# .local/ on the first free port from 54329 (or LOCAL_PG_PORT), installed from apt when missing;, an Airflow home under .local/airflow.
 # Set WAREHOUSE_URL to use an existing PostgreSQL/PostGIS server instead of the local cluster.
 
 SHELL := /bin/bash

@@ -7,7 +7,7 @@ Nothing else in the package reads ``os.environ`` directly.
 |------------------------|-----------------------------------------------------------|-----------------------------------------------|
 | ``PROJECT_ROOT``       | the checkout                                              | where config/, sql/, expectations/ live       |
 | ``LOCAL_DIR``          | ``<root>/.local``                                         | the project's own cluster, Airflow home, data |
-| ``LOCAL_PG_PORT``      | ``54329``                                                 | port of the project's own PostgreSQL cluster  |
+| ``LOCAL_PG_PORT``      | ``.local/pg/port``, else ``54329``                        | port of the project's own PostgreSQL cluster  |
 | ``WAREHOUSE_URL``      | ``postgresql+psycopg://postgres@127.0.0.1:54329/warehouse`` | the warehouse (PostgreSQL + PostGIS)        |
 | ``FRONTDB_URL``        | the warehouse server, database ``frontdb``                | the departments' 前置库 (simulated here)       |
 | ``LANDING_DIR``        | ``<local>/landing``                                       | file drops: landing/<dept>/<dataset>/<day>/   |
@@ -70,10 +70,17 @@ class Settings:
         return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+def local_pg_port(local_dir: Path) -> int:
+    """The port of the project's own cluster: LOCAL_PG_PORT, else the one scripts/pg.sh chose and wrote down."""
+    port_file = local_dir / "pg" / "port"
+    default = port_file.read_text().strip() if port_file.is_file() else "54329"
+    return int(_env("LOCAL_PG_PORT", default))
+
+
 def load() -> Settings:
     root = Path(_env("PROJECT_ROOT", str(_ROOT)))
     local = Path(_env("LOCAL_DIR", str(root / ".local")))
-    port = int(_env("LOCAL_PG_PORT", "54329"))
+    port = local_pg_port(local)
     default_wh = URL.create(
         "postgresql+psycopg", username="postgres", host="127.0.0.1", port=port, database="warehouse"
     )

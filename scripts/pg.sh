@@ -8,8 +8,21 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 LOCAL_DIR=${LOCAL_DIR:-$ROOT/.local}
-PORT=${LOCAL_PG_PORT:-54329}
 DATA=$LOCAL_DIR/pg/data
+PORT_FILE=$LOCAL_DIR/pg/port
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+choose_port() {
+  # LOCAL_PG_PORT wins; else the port this cluster was created with; else the first free port from 54329
+  # (another checkout's cluster may hold 54329). The choice is kept in .local/pg/port, which settings.py reads.
+  if [ -n "${LOCAL_PG_PORT:-}" ]; then PORT=$LOCAL_PG_PORT
+  elif [ -s "$PORT_FILE" ]; then PORT=$(cat "$PORT_FILE")
+  else
+    PORT=54329
+    while port_busy "$PORT"; do PORT=$((PORT + 1)); done
+  fi
+}
 SOCK=$LOCAL_DIR/pg/run
 LOG=$LOCAL_DIR/pg/postgresql.log
 
@@ -53,6 +66,8 @@ start() {
   install_server
   local bin; bin=$(pg_bindir)
   mkdir -p "$LOCAL_DIR/pg"
+  choose_port
+  echo "$PORT" > "$PORT_FILE"
   if [ "$(id -u)" = 0 ]; then
     chown postgres "$LOCAL_DIR/pg"
     # the postgres user must be able to reach the data directory through the checkout
@@ -63,7 +78,6 @@ start() {
     as_owner "$bin/initdb" -D "$DATA" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
     as_owner bash -c "cat >> '$DATA/postgresql.conf'" <<CONF
 listen_addresses = '127.0.0.1'
-port = $PORT
 unix_socket_directories = '$SOCK'
 shared_buffers = 1GB
 work_mem = 64MB
@@ -76,7 +90,11 @@ CONF
   fi
   as_owner mkdir -p "$SOCK"
   if ! as_owner "$bin/pg_ctl" -D "$DATA" status >/dev/null 2>&1; then
-    as_owner "$bin/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 start >/dev/null
+    if port_busy "$PORT"; then
+      echo "pg.sh: port $PORT is taken by another server; set LOCAL_PG_PORT to a free port (or WAREHOUSE_URL)" >&2
+      exit 1
+    fi
+    as_owner "$bin/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 -o "-p $PORT" start >/dev/null
   fi
   for db in warehouse frontdb; do
     if ! "$bin/psql" -h 127.0.0.1 -p "$PORT" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='$db'" postgres | grep -q 1; then

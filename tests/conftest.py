@@ -16,9 +16,12 @@ import pytest
 from sqlalchemy import URL, make_url
 
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="popetl-test-"))
+_REPO = Path(__file__).resolve().parents[1]
+_PORT_FILE = Path(os.environ.get("LOCAL_DIR", _REPO / ".local")) / "pg" / "port"
 _base = os.environ.get("WAREHOUSE_URL") or URL.create(
     "postgresql+psycopg", username="postgres", host="127.0.0.1",
-    port=int(os.environ.get("LOCAL_PG_PORT", "54329")), database="warehouse",
+    port=int(os.environ.get("LOCAL_PG_PORT") or (_PORT_FILE.read_text().strip() if _PORT_FILE.is_file() else 54329)),
+    database="warehouse",
 ).render_as_string(hide_password=False)
 _BASE_URL = make_url(_base)
 _SUFFIX = os.environ.get("PYTEST_XDIST_WORKER", "main")
@@ -41,7 +44,6 @@ os.environ["SIM_API_URL"] = f"http://127.0.0.1:{_free_port()}"
 os.environ.setdefault("SIM_PERSONS", "400")
 os.environ["GX_ANALYTICS_ENABLED"] = "false"
 # Airflow for dag.test(): its own home and SQLite metadata DB per session, the project's dags/.
-_REPO = Path(__file__).resolve().parents[1]
 os.environ["AIRFLOW_HOME"] = str(_SESSION_DIR / "airflow")
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(_REPO / "dags")
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(_REPO / "plugins")
