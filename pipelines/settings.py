@@ -21,6 +21,12 @@ Nothing else in the package reads ``os.environ`` directly.
 | ``SOURCE_REGISTRY``    | ``<root>/config/population_sources.yaml``                 | the source registry                           |
 | ``AUTHORITY_REGISTRY`` | ``<root>/config/authority.yaml``                          | the authority registry (数源目录)              |
 | ``COPY_CHUNK_ROWS``    | ``50000``                                                 | rows per COPY chunk when streaming            |
+| ``PUBLISH_DIR``        | ``<local>/publish``                                       | released open-data files a portal syncs       |
+| ``DATASETS_DIR``       | ``<root>/datasets``                                       | open dataset definitions (YAML + SQL)         |
+| ``SUPPRESSION_THRESHOLD`` | ``10``                                                 | aggregate cells below this are suppressed     |
+| ``K_ANONYMITY``        | ``5``                                                     | k for record-level datasets                   |
+| ``API_HOST`` / ``API_PORT`` | ``127.0.0.1`` / ``8000``                             | the read API (``make api``)                    |
+| ``API_KEYS_FILE``      | ``<local>/api_keys.yaml``                                 | keys of authorised departments (有条件开放)     |
 """
 
 from __future__ import annotations
@@ -58,6 +64,13 @@ class Settings:
     source_registry: Path
     authority_registry: Path
     copy_chunk_rows: int
+    publish_dir: Path
+    datasets_dir: Path
+    suppression_threshold: int
+    k_anonymity: int
+    api_host: str
+    api_port: int
+    api_keys_file: Path
 
     @property
     def uses_local_cluster(self) -> bool:
@@ -108,6 +121,13 @@ def load() -> Settings:
         source_registry=Path(_env("SOURCE_REGISTRY", str(root / "config" / "population_sources.yaml"))),
         authority_registry=Path(_env("AUTHORITY_REGISTRY", str(root / "config" / "authority.yaml"))),
         copy_chunk_rows=int(_env("COPY_CHUNK_ROWS", "50000")),
+        publish_dir=Path(_env("PUBLISH_DIR", str(local / "publish"))),
+        datasets_dir=Path(_env("DATASETS_DIR", str(root / "datasets"))),
+        suppression_threshold=int(_env("SUPPRESSION_THRESHOLD", "10")),
+        k_anonymity=int(_env("K_ANONYMITY", "5")),
+        api_host=_env("API_HOST", "127.0.0.1"),
+        api_port=int(_env("API_PORT", "8000")),
+        api_keys_file=Path(_env("API_KEYS_FILE", str(local / "api_keys.yaml"))),
     )
 
 

@@ -40,6 +40,8 @@ os.environ["FRONTDB_URL"] = TEST_FRONTDB.render_as_string(hide_password=False)
 os.environ["LANDING_DIR"] = str(_SESSION_DIR / "landing")
 os.environ["SIM_API_DIR"] = str(_SESSION_DIR / "api")
 os.environ["REPORTS_DIR"] = str(_SESSION_DIR / "reports")
+os.environ["PUBLISH_DIR"] = str(_SESSION_DIR / "publish")
+os.environ["API_KEYS_FILE"] = str(_SESSION_DIR / "api_keys.yaml")
 os.environ["SIM_API_URL"] = f"http://127.0.0.1:{_free_port()}"
 os.environ.setdefault("SIM_PERSONS", "400")
 os.environ["GX_ANALYTICS_ENABLED"] = "false"
