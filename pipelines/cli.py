@@ -146,6 +146,28 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from pipelines import bench
+
+    return bench.main(args)
+
+
+def _register_optional(sub, bench_parser) -> None:
+    """Sub-commands owned by other packages: they add their own arguments (pipelines.bench, pipelines.publish)."""
+    try:
+        from pipelines import bench
+    except ImportError:
+        pass
+    else:
+        bench.add_arguments(bench_parser)
+    try:
+        from pipelines.publish import cli as publish_cli
+    except ImportError:
+        pass
+    else:
+        publish_cli.register(sub)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m pipelines", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true", help="log progress (INFO)")
@@ -167,6 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--reset", action="store_true", help="drop the warehouse schemas first (always on the local cluster)")
     d.set_defaults(func=cmd_demo)
     sub.add_parser("report", help="print the warehouse summary").set_defaults(func=cmd_report)
+    b = sub.add_parser("bench", help="benchmark every stage against a plain COPY (writes BENCHMARKS.md)")
+    b.set_defaults(func=cmd_bench)
+    _register_optional(sub, b)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
