@@ -1,0 +1,35 @@
+-- 境外人员分区国籍统计: one row per (district, nationality group), the full grid. Foreign residents: a foreign
+-- passport or permanent-residence card, or a nationality other than CHN; alive and not moved out on %(as_of)s.
+WITH foreigner AS (
+    SELECT d.district_code,
+           CASE WHEN p.nationality IN ('JPN', 'KOR', 'USA') THEN p.nationality
+                WHEN p.nationality IN ('ALB', 'AND', 'AUT', 'BEL', 'BGR', 'BIH', 'BLR', 'CHE', 'CYP', 'CZE', 'DEU',
+                                       'DNK', 'ESP', 'EST', 'FIN', 'FRA', 'GBR', 'GRC', 'HRV', 'HUN', 'IRL', 'ISL',
+                                       'ITA', 'LIE', 'LTU', 'LUX', 'LVA', 'MCO', 'MDA', 'MKD', 'MLT', 'MNE', 'NLD',
+                                       'NOR', 'POL', 'PRT', 'ROU', 'RUS', 'SMR', 'SRB', 'SVK', 'SVN', 'SWE', 'UKR',
+                                       'VAT') THEN 'EUR'
+                ELSE 'OTH' END AS nationality_group
+    FROM population.person p
+    JOIN publish_work.district_map d ON d.division_code = p.residence_division
+    WHERE (p.id_type IN ('PASSPORT', 'PRP') OR (p.nationality IS NOT NULL AND p.nationality <> 'CHN'))
+      AND (p.death_date IS NULL OR p.death_date > %(as_of)s::date)
+      AND p.population_status IS DISTINCT FROM 'deceased'
+      AND p.population_status IS DISTINCT FROM 'moved_out'
+),
+grid AS (
+    SELECT d.district_code, d.district_name, d.sort_order, n.nationality_group, n.nationality_group_label, n.ord
+    FROM publish_work.district_map d
+    CROSS JOIN (VALUES ('JPN', '日本', 1), ('KOR', '韩国', 2), ('USA', '美国', 3), ('EUR', '欧洲', 4), ('OTH', '其他', 5))
+        AS n (nationality_group, nationality_group_label, ord)
+    WHERE d.division_code = d.district_code
+)
+SELECT %(as_of)s::date AS stat_date,
+       g.district_code,
+       g.district_name,
+       g.nationality_group,
+       g.nationality_group_label,
+       count(f.nationality_group) AS population
+FROM grid g
+LEFT JOIN foreigner f ON f.district_code = g.district_code AND f.nationality_group = g.nationality_group
+GROUP BY g.district_code, g.district_name, g.sort_order, g.nationality_group, g.nationality_group_label, g.ord
+ORDER BY g.sort_order, g.ord
