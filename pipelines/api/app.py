@@ -341,14 +341,16 @@ def dataset(request: Request, code: CodePath, defs: Datasets) -> dict[str, Any]:
     return _dataset_view(request, d, entry, release)
 
 
-@router.get("/datasets/{code}/releases", tags=["datasets"], summary="A dataset's release history, newest first",
-            responses=_errors(404))
+@router.get("/datasets/{code}/releases", tags=["datasets"], responses=_errors(404),
+            summary="A dataset's published releases, newest first, and its changelog")
 def dataset_releases(code: CodePath, defs: Datasets) -> dict[str, Any]:
     d = _find(defs, code)
     with store.snapshot() as conn:
         current = store.current_release(conn, code)
         history = store.releases(conn, code)
-    return {"dataset": d.code, "current_release_id": (current or {}).get("release_id"), "releases": history}
+        events = store.changelog(conn, code)
+    return {"dataset": d.code, "current_release_id": (current or {}).get("release_id"), "releases": history,
+            "changelog": events}
 
 
 @router.get(

@@ -18,9 +18,9 @@ from psycopg import sql
 from pipelines.warehouse import connect
 
 SCHEMA = "publish"
-# Columns of publish.release the API shows; anything else the core keeps there (run ids, review paths) stays in.
-RELEASE_COLUMNS = ("release_id", "dataset_code", "version", "status", "published_at", "row_count", "files",
-                   "changelog", "approved_at")
+# Columns of publish.release the API shows; the rest (source run ids, the review report, who approved) stays in.
+RELEASE_COLUMNS = ("release_id", "dataset_code", "version", "status", "published_at", "as_of", "row_count", "files")
+EVENT_COLUMNS = ("release_id", "event", "at", "row_count")
 
 
 @contextmanager
@@ -107,6 +107,18 @@ def releases(conn: psycopg.Connection, code: str) -> list[dict[str, Any]]:
         (code,),
     ).fetchall()
     return [_release_view(r) for (r,) in rows]
+
+
+def changelog(conn: psycopg.Connection, code: str) -> list[dict[str, Any]]:
+    """The dataset's release events (publish.release_event) in order, without who acted or their notes."""
+    if not _exists(conn, "release_event"):
+        return []
+    rows = conn.execute(
+        sql.SQL("SELECT to_jsonb(e) FROM {t} e WHERE e.dataset_code = %s ORDER BY e.event_id").format(
+            t=sql.Identifier(SCHEMA, "release_event")),
+        (code,),
+    ).fetchall()
+    return [{k: r[k] for k in EVENT_COLUMNS if k in r} for (r,) in rows]
 
 
 def table_columns(conn: psycopg.Connection, code: str) -> dict[str, str]:

@@ -1,9 +1,9 @@
 """The read API against the real warehouse: catalog (JSON and DCAT), paging, filters, errors, API keys, identity
 verification with its audit log, and the PII guard. The app runs in-process (TestClient), once for real (uvicorn).
 
-The published tables are created here (publish.<code>, publish.catalog_entry, publish.release as the publication
-core's contract describes them, when they are not there yet) for datasets of this test only (codes api_test_*),
-and dropped afterwards; the dataset definitions are injected into the app.
+The published tables publish.<code> of datasets of this test only (codes api_test_*) are created here, with their
+rows in publish.catalog_entry and publish.release (migration 0008), and dropped afterwards; their definitions are
+injected into the app.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from hashlib import sha256
 from pathlib import Path
@@ -27,7 +28,7 @@ from stdnum.cn import ric as stdnum_ric
 
 from pipelines.api import keys as keys_mod
 from pipelines.api.app import create_app
-from pipelines.api.datasets import OPEN_ATTRIBUTE_ZH, Dataset, Field
+from pipelines.api.datasets import OPEN_ATTRIBUTE_ZH
 from pipelines.runs import open_run
 from pipelines.warehouse import connect
 
@@ -43,23 +44,47 @@ REG = "api_test_registered_by_district"    # 有条件开放
 CLOSED = "api_test_closed"                 # 不予开放
 LEAKY = "api_test_leaky"                   # 无条件开放, with an ID number planted past the review
 
+@dataclass(frozen=True)
+class Field:
+    """The attributes of pipelines.publish.datasets.Field the API reads."""
+
+    name: str
+    type: str
+    label_zh: str = ""
+    description: str = ""
+    filterable: bool = False
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """The attributes of pipelines.publish.datasets.Dataset the API reads (the test datasets need no SQL)."""
+
+    code: str
+    title: str
+    open_attribute: str
+    fields: tuple[Field, ...]
+    title_en: str = ""
+    provider_department: str = "psb"
+    abstract: str = ""
+
+
 DEFS = [
     Dataset(code=POP, title="各区分性别年龄段实有人口", title_en="Residents by district, sex and age band",
             provider_department="psb", abstract="测试: 各区、性别、年龄段的实有人口数", open_attribute="unconditional",
-            fields=[Field("district_code", "code", "区划代码", "GB/T 2260", True),
-                    Field("sex", "code", "性别", "GB/T 2261.1", True),
+            fields=[Field("district_code", "text", "区划代码", "GB/T 2260", True),
+                    Field("sex", "text", "性别", "GB/T 2261.1", True),
                     Field("age_band", "text", "年龄段", "", True),
                     Field("population", "integer", "人口数", "人", False)]),
     Dataset(code=REG, title="各区户籍与非户籍人口", title_en="Registered and non-registered residents",
             provider_department="psb", abstract="测试: 户籍/非户籍", open_attribute="conditional",
             fields=[Field("year", "integer", "年份", "", True),
-                    Field("district_code", "code", "区划代码", "", True),
+                    Field("district_code", "text", "区划代码", "", True),
                     Field("is_registered", "boolean", "是否户籍", "", True),
                     Field("population", "integer", "人口数", "", False)]),
     Dataset(code=CLOSED, title="不予开放的测试数据", open_attribute="closed", provider_department="psb",
-            fields=[Field("district_code", "code", "区划代码", "", True)]),
+            fields=[Field("district_code", "text", "区划代码", "", True)]),
     Dataset(code=LEAKY, title="泄漏测试", open_attribute="unconditional", provider_department="psb",
-            fields=[Field("district_code", "code", "区划代码", "", True), Field("note", "text", "备注", "", True)]),
+            fields=[Field("district_code", "text", "区划代码", "", True), Field("note", "text", "备注", "", True)]),
 ]
 
 
@@ -76,26 +101,6 @@ def ric_ending_in_x(division: str, birth: date) -> str:
 
 
 # --- fixtures --------------------------------------------------------------------------------------------------
-
-# The columns of publish.release and publish.catalog_entry these tests fill: the NOT NULL ones of the publication
-# core's migration (0008_publish.sql). Created only where that migration is not applied.
-CONTRACT_DDL = """
-CREATE SCHEMA IF NOT EXISTS publish;
-CREATE TABLE IF NOT EXISTS publish.release (
-    release_id text PRIMARY KEY, dataset_code text NOT NULL, version integer NOT NULL, status text NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now(), published_at timestamptz, as_of date,
-    quality_passed boolean NOT NULL, row_count bigint NOT NULL DEFAULT 0, files jsonb NOT NULL DEFAULT '{}',
-    review jsonb NOT NULL DEFAULT '{}', approved_by text);
-CREATE TABLE IF NOT EXISTS publish.catalog_entry (
-    dataset_code text PRIMARY KEY, title text NOT NULL, title_en text NOT NULL, database text NOT NULL,
-    provider_department text NOT NULL, provider_department_name text NOT NULL, abstract text NOT NULL,
-    classification text NOT NULL, open_attribute text NOT NULL, open_attribute_label text NOT NULL,
-    share_type text NOT NULL, update_frequency text NOT NULL, record_level boolean NOT NULL, fields jsonb NOT NULL,
-    formats text[] NOT NULL, license jsonb NOT NULL, asset_uri text NOT NULL, table_name text NOT NULL,
-    current_release_id text REFERENCES publish.release, current_version integer, row_count bigint,
-    first_published timestamptz NOT NULL, updated timestamptz NOT NULL)
-"""
-
 
 def release_id(code: str, version: int) -> str:
     """A release id as the core makes them: <code>-<YYYYMMDD>-<NNN>."""
@@ -115,8 +120,6 @@ def _pop_rows() -> list[tuple]:
 def published(warehouse_db):
     """Published tables and catalog rows for the test datasets; dropped at the end of the module."""
     with connect(warehouse_db) as conn:
-        for stmt in CONTRACT_DDL.split(";"):
-            conn.execute(stmt)
         for code in (POP, REG, CLOSED, LEAKY):
             conn.execute(f"DROP TABLE IF EXISTS publish.{code}")
         conn.execute(f"CREATE TABLE publish.{POP} (district_code text, sex text, age_band text, population integer)")
@@ -148,6 +151,11 @@ def published(warehouse_db):
                                          "sha256": "ab" * 32, "bytes": 1234}}),
                      json.dumps({"passed": True, "suppressed_cells": 0})),
                 )
+            for event, version in (("prepared", 1), ("published", 1), ("prepared", 2), ("published", 2),
+                                   ("superseded", 1), ("prepared", 3)):
+                conn.execute("INSERT INTO publish.release_event (release_id, dataset_code, event, actor, note,"
+                             " row_count) VALUES (%s, %s, %s, 'auto', 'approved by 张科长', %s)",
+                             (release_id(code, version), code, event, n_rows))
             conn.execute(
                 "INSERT INTO publish.catalog_entry (dataset_code, title, title_en, database, provider_department,"
                 " provider_department_name, abstract, classification, open_attribute, open_attribute_label,"
@@ -278,6 +286,10 @@ def test_dataset_metadata_and_release_history(client):
         "the release awaiting approval is not shown"
     assert body["releases"][0]["files"]["csv"]["path"] == f"{POP}/{release_id(POP, 2)}/{POP}.csv"
     assert "review" not in body["releases"][0] and "approved_by" not in body["releases"][0]
+    assert [(e["event"], e["release_id"]) for e in body["changelog"]] == [
+        ("prepared", release_id(POP, 1)), ("published", release_id(POP, 1)), ("prepared", release_id(POP, 2)),
+        ("published", release_id(POP, 2)), ("superseded", release_id(POP, 1)), ("prepared", release_id(POP, 3))]
+    assert "张科长" not in r.text and "actor" not in body["changelog"][0], "who decided stays inside"
     # a conditional dataset's metadata is public (it is in the catalog); only its rows need a key
     assert client.get(f"/api/v1/datasets/{REG}").status_code == 200
 
