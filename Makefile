@@ -38,6 +38,15 @@ airflow: setup ## local Airflow UI + scheduler + dag-processor + triggerer at ht
 bench: setup ## throughput benchmark of the pipelines
 	@$(PY) -m pipelines bench
 
+# The read API over the published open data (pipelines/api); API_HOST/API_PORT as in pipelines/settings.py.
+API_HOST ?= 127.0.0.1
+API_PORT ?= 8000
+.PHONY: api
+api: setup ## the read API (FastAPI) at http://127.0.0.1:8000/api/v1 (API_HOST, API_PORT), OpenAPI docs at /docs
+	@echo "read API:     http://$(API_HOST):$(API_PORT)/api/v1/catalog"
+	@echo "OpenAPI docs: http://$(API_HOST):$(API_PORT)/docs"
+	@$(PY) -m uvicorn pipelines.api.app:app --host $(API_HOST) --port $(API_PORT)
+
 pg-stop: ## stop the local PostgreSQL cluster
 	@if [ -d "$(LOCAL_DIR)/pg/data" ]; then bash scripts/pg.sh stop; fi
 

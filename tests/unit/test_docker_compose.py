@@ -152,7 +152,14 @@ def test_init_migrates_airflow_and_the_warehouse(services):
 
 
 def test_the_api_service_runs_the_read_api(services):
-    assert "pipelines.publish.api:app" in services["api"]["command"]
+    command = services["api"]["command"]
+    assert command[:3] == ["python", "-m", "uvicorn"] and "pipelines.api.app:app" in command
+    assert command[command.index("--port") + 1] == "8000" and command[command.index("--host") + 1] == "0.0.0.0"
+    assert "profiles" not in services["api"], "the read API starts with a plain `docker compose up`"
+    assert any(str(p).split(":")[-1] == "8000" for p in services["api"]["ports"])
+    assert "http://localhost:8000/api/v1/health" in services["api"]["healthcheck"]["test"]
+    assert services["api"]["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
+    assert (ROOT / "pipelines" / "api" / "app.py").is_file()
 
 
 def test_no_password_is_written_into_the_file(raw):
