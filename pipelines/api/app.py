@@ -410,6 +410,11 @@ def dataset_rows(
     return JSONResponse(body, headers=headers)
 
 
+def _verify_client(key: ApiKey) -> keys_mod.Client:
+    """A dependency, so the key is checked before the body: no key is 401 whatever the body."""
+    return _require(key, SCOPE_VERIFY, "identity verification")
+
+
 class VerifyRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -441,8 +446,7 @@ class VerifyResponse(BaseModel):
         "hash of the number, the outcome). An invalid number is 422 with its reason."),
     responses=_errors(401, 403, 422),
 )
-def verify(request: Request, body: VerifyRequest, key: ApiKey):
-    client = _require(key, SCOPE_VERIFY, "identity verification")
+def verify(request: Request, body: VerifyRequest, client: Annotated[keys_mod.Client, Depends(_verify_client)]):
     salt = keys_mod.current().audit_salt
     caller = verify_mod.Caller(client.client, client.department, request.client.host if request.client else None)
     try:

@@ -569,6 +569,8 @@ def test_verify_needs_a_key_with_the_verify_scope(client, api_keys, residents):
     assert r.status_code == 401 and r.json()["error"] == "invalid_api_key"
     r = _verify(client, api_keys["conditional"], LIVING, "王小明")
     assert r.status_code == 403 and r.json()["error"] == "scope_required"
+    r = client.post("/api/v1/verify", json={"id_number": "bad"})
+    assert r.status_code == 401, "the key is checked before the body"
     with connect(residents) as conn:
         assert conn.execute("SELECT count(*) FROM api.verification_log").fetchone()[0] == 0
 
