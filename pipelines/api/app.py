@@ -94,10 +94,11 @@ Datasets = Annotated[list, Depends(get_datasets)]
 
 def _find(defs: list, code: str):
     """The definition of a servable (not closed) dataset, else 404 — a closed dataset is not even named."""
-    if CODE_RE.match(code):
-        for d in defs:
-            if d.code == code and d.open_attribute != "closed":
-                return d
+    if not CODE_RE.match(code):  # not echoed: it could be anything
+        raise ApiError(404, "dataset_not_found", f"no open dataset with that code; GET {PREFIX}/catalog lists them")
+    for d in defs:
+        if d.code == code and d.open_attribute != "closed":
+            return d
     raise ApiError(404, "dataset_not_found", f"no open dataset with code {code!r}; GET {PREFIX}/catalog lists them")
 
 
@@ -282,8 +283,9 @@ def _filters(request: Request, d, columns: dict[str, str]) -> dict[str, list[Any
             continue
         if key not in allowed:
             why = "is not filterable" if key in names else "is not a field of this dataset"
+            what = repr(key) if CODE_RE.match(key) else "a parameter"  # echoed only when it looks like a name
             raise ApiError(400, "unknown_filter",
-                           f"{key!r} {why}; filterable fields of {d.code}: {', '.join(allowed) or 'none'}"
+                           f"{what} {why}; filterable fields of {d.code}: {', '.join(allowed) or 'none'}"
                            f" (other parameters: {', '.join(sorted(RESERVED_PARAMS))})")
         out.setdefault(key, []).append(_parse_value(key, columns[key], raw))
     return out

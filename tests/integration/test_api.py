@@ -296,7 +296,7 @@ def test_dataset_metadata_and_release_history(client):
 
 @pytest.mark.parametrize("url", [f"/api/v1/datasets/{CLOSED}", f"/api/v1/datasets/{CLOSED}/rows",
                                  f"/api/v1/datasets/{CLOSED}/releases", "/api/v1/datasets/no_such_dataset/rows",
-                                 "/api/v1/datasets/Bad-Code!/rows"])
+                                 "/api/v1/datasets/Bad-Code!/rows", "/api/v1/datasets/310101199003071230/rows"])
 def test_unknown_and_closed_datasets_are_404(client, url):
     r = client.get(url)
     assert r.status_code == 404
@@ -362,6 +362,7 @@ def test_filters_select_exactly_the_matching_rows(client, published):
         ({"colour": "red"}, 400, "unknown_filter", "filterable fields of " + POP + ": district_code, sex, age_band"),
         ({"population": "100"}, 400, "unknown_filter", "'population' is not filterable"),
         ({"sex": ""}, 400, "invalid_filter_value", "'sex' expects a value"),
+        ({"310101199003071230": "1"}, 400, "unknown_filter", "a parameter is not a field of this dataset"),
     ],
 )
 def test_bad_parameters_are_4xx_with_a_message(client, params, status, error, says):
