@@ -93,6 +93,7 @@ DATASET_SCHEMA: dict[str, Any] = {
                 "count": {"type": "string"},
                 "dimensions": {"type": "array", "items": {"type": "string"}, "minItems": 1, "uniqueItems": True},
                 "flag": {"type": "string"},
+                "independent": {"type": "array", "items": {"type": "string"}, "uniqueItems": True},
             },
         },
         "fields": {"type": "array", "items": _FIELD, "minItems": 1},
@@ -152,6 +153,7 @@ class Suppression:
     count: str               # the count column
     dimensions: tuple[str, ...]  # the columns that identify a cell (the other columns only label it)
     flag: str                # boolean column: true where the count is withheld (published empty)
+    independent: tuple[str, ...] = ()  # dimensions separating tables that no total adds up (births | deaths)
 
 
 @dataclass(frozen=True)
@@ -224,6 +226,15 @@ class Dataset:
         return next(f for f in self.fields if f.name == name)
 
 
+_CJK = "\u3000-\u303f\u4e00-\u9fff\uff00-\uffef"
+_CJK_GAP = re.compile(f"(?<=[{_CJK}])\\s+(?=[{_CJK}])")
+
+
+def _prose(text: str) -> str:
+    """A folded YAML paragraph: stripped, and no space left where a line break fell between Chinese characters."""
+    return _CJK_GAP.sub("", " ".join(text.split()))
+
+
 def _fail(path: Path, root: yaml.Node | None, where: list[Any], message: str) -> DatasetError:
     line = _line_of(root, where) if root is not None else 1
     return DatasetError(f"{path}:{line}: {'/'.join(str(p) for p in where) or '(top)'}: {message}")
@@ -258,6 +269,9 @@ def load_dataset(path: Path) -> Dataset:
             raise _fail(path, root, ["suppression", "flag"], f"the flag {s['flag']!r} must be a boolean field")
         if s["count"] in s["dimensions"] or s["flag"] in s["dimensions"]:
             raise _fail(path, root, ["suppression", "dimensions"], "the count and the flag are not dimensions")
+        for i, d in enumerate(s.get("independent", [])):
+            if d not in s["dimensions"]:
+                raise _fail(path, root, ["suppression", "independent", i], f"{d!r} is not one of the dimensions")
     for i, q in enumerate(data.get("quasi_identifiers", [])):
         if q not in names:
             raise _fail(path, root, ["quasi_identifiers", i], f"quasi-identifier {q!r} is not a field")
@@ -269,8 +283,8 @@ def load_dataset(path: Path) -> Dataset:
     s = data.get("suppression")
     return Dataset(
         code=data["code"], title=data["title"], title_en=data["title_en"],
-        provider_department=data["provider_department"], abstract=data["abstract"].strip(),
-        abstract_en=data.get("abstract_en", "").strip(), classification=data["classification"],
+        provider_department=data["provider_department"], abstract=_prose(data["abstract"]),
+        abstract_en=_prose(data.get("abstract_en", "")), classification=data["classification"],
         keywords=tuple(data["keywords"]), open_attribute=data["open_attribute"], share_type=data["share_type"],
         update_frequency=data["update_frequency"], record_level=data["record_level"],
         fields=tuple(Field(f["name"], f["type"], f["label_zh"], f["description"].strip(),
@@ -278,7 +292,8 @@ def load_dataset(path: Path) -> Dataset:
         database=path.parent.name, yaml_path=path, sql_path=sql_path, universe=data.get("universe"),
         quasi_identifiers=tuple(data.get("quasi_identifiers", ())),
         local_suppression=bool(data.get("local_suppression", False)),
-        suppression=Suppression(s["count"], tuple(s["dimensions"]), s["flag"]) if s else None,
+        suppression=(Suppression(s["count"], tuple(s["dimensions"]), s["flag"], tuple(s.get("independent", ())))
+                     if s else None),
         related=tuple(data.get("related", ())), license=data.get("license", dict(DEFAULT_LICENSE)),
         asset_uri=data.get("asset_uri", f"postgres://warehouse/warehouse/publish/{data['code']}"),
     )

@@ -1,0 +1,147 @@
+"""The PII scan of the privacy review (保密审查): ID-number and phone patterns in rows and in every written file.
+
+The dataset definitions already refuse fields named like a direct identifier (pipelines.publish.datasets); this
+scan double-checks the values themselves, so that a definition whose SQL leaks an identifier under an innocent
+name blocks its release. It looks for
+
+- 公民身份号码: 18 digits (the last may be X) or the old 15 digits, with a plausible birth date in them;
+- mainland mobile numbers (1[3-9] + 9 digits, optionally +86 / 0086 / 86 in front);
+- landline numbers with an area code (0 + 2-3 digits, optionally in brackets, then 7-8 digits not starting 0/1);
+
+each not touching another digit. In rows (SQL, PostgreSQL's regular expressions, every column as text) it also
+looks for any value equal to a golden person's name, document number, address or residence-permit number (those
+cannot be told by a pattern). Reports carry counts and places (file, column, line), never the matched value.
+
+A match inside a long hexadecimal token (a sha256 in the manifest) is not a leak and is skipped.
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from psycopg import Connection, sql
+
+# The same expressions run in Python (files) and in PostgreSQL (rows): both accept this syntax (ARE in PG >= 9.6).
+PATTERNS: dict[str, str] = {
+    "id_number_18": r"(?<![0-9])[1-9][0-9]{5}(?:18|19|20)[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])"
+                    r"[0-9]{3}[0-9Xx](?![0-9])",
+    "id_number_15": r"(?<![0-9])[1-9][0-9]{7}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])[0-9]{3}(?![0-9])",
+    "mobile_phone": r"(?<![0-9])(?:(?:\+|00)?86[- ]?)?1[3-9][0-9]{9}(?![0-9])",
+    "landline_phone": r"(?<![0-9])(?:\(0[0-9]{2,3}\)|0[0-9]{2,3})[- ]?[2-9][0-9]{6,7}(?![0-9])",
+}
+LABELS = {
+    "id_number_18": ("18位公民身份号码", "18-digit citizen ID number"),
+    "id_number_15": ("15位公民身份号码", "15-digit citizen ID number"),
+    "mobile_phone": ("手机号码", "mobile phone number"),
+    "landline_phone": ("固定电话号码", "landline phone number"),
+    "identifier_value": ("与人员姓名/证件号码/地址相同的值", "value equal to a person's name, document number or address"),
+}
+_COMPILED = {name: re.compile(p) for name, p in PATTERNS.items()}
+_HEX = frozenset("0123456789abcdefABCDEF")
+_CHUNK = 1 << 20
+_OVERLAP = 64
+
+# Columns of the golden tables holding direct identifiers, per database: a published value equal to one is a leak.
+IDENTIFIER_COLUMNS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "population": ("population.person",
+                   ("id_number", "name", "hukou_address", "residence_address", "residence_permit_no")),
+}
+
+
+def _inside_hex_token(text: str, start: int, end: int) -> bool:
+    """True when [start, end) lies in a run of >= 32 hex characters that has a letter a-f (a checksum)."""
+    lo, hi = start, end
+    while lo > 0 and text[lo - 1] in _HEX:
+        lo -= 1
+    while hi < len(text) and text[hi] in _HEX:
+        hi += 1
+    run = text[lo:hi]
+    return len(run) >= 32 and any(c.isalpha() for c in run)
+
+
+def scan_text(text: str) -> dict[str, list[int]]:
+    """pattern name -> character offsets of the matches in ``text`` (checksums skipped)."""
+    found: dict[str, list[int]] = {}
+    for name, rx in _COMPILED.items():
+        for m in rx.finditer(text):
+            if not _inside_hex_token(text, m.start(), m.end()):
+                found.setdefault(name, []).append(m.start())
+    return found
+
+
+def _texts(path: Path) -> Iterator[tuple[str, str]]:
+    """(part name, text chunk) of a written file: an XLSX is scanned part by part (its XML), anything else as
+    UTF-8 text (a BOM is dropped) in chunks that overlap so a match is never cut in two."""
+    if path.suffix == ".xlsx":
+        with zipfile.ZipFile(path) as zf:
+            for member in zf.namelist():
+                yield member, zf.read(member).decode("utf-8", errors="replace")
+        return
+    with path.open(encoding="utf-8-sig", errors="replace", newline="") as fh:
+        tail = ""
+        while True:
+            chunk = fh.read(_CHUNK)
+            if not chunk:
+                if tail:
+                    yield "", tail
+                return
+            yield "", tail + chunk
+            tail = chunk[-_OVERLAP:]
+
+
+def scan_file(path: Path) -> list[dict[str, Any]]:
+    """Hits in one file: [{file, part, pattern, count, first_line}], no values."""
+    hits: dict[tuple[str, str], dict[str, Any]] = {}
+    seen: set[tuple[str, str, int]] = set()
+    for part, text in _texts(path):
+        for name, offsets in scan_text(text).items():
+            for off in offsets:
+                # overlapping chunks may find a match twice: identify it by the text around it
+                key = (part, name, hash(text[max(0, off - 8):off + 24]))
+                if key in seen:
+                    continue
+                seen.add(key)
+                hit = hits.setdefault((part, name), {"file": path.name, "part": part or None, "pattern": name,
+                                                     "count": 0, "first_line": text.count("\n", 0, off) + 1})
+                hit["count"] += 1
+    return list(hits.values())
+
+
+def scan_files(paths: list[Path]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for p in paths:
+        out.extend(scan_file(p))
+    return out
+
+
+def scan_rows(conn: Connection, table: sql.Composable, columns: list[str], database: str) -> list[dict[str, Any]]:
+    """Hits in the rows of ``table`` (a build table): per column and pattern the number of rows, no values."""
+    if not columns:
+        return []
+    exprs, keys = [], []
+    for col in columns:
+        for name, pattern in PATTERNS.items():
+            exprs.append(sql.SQL("count(*) FILTER (WHERE {c}::text ~ {p})").format(
+                c=sql.Identifier(col), p=sql.Literal(pattern)))
+            keys.append((col, name))
+    counts = conn.execute(sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(exprs), table)).fetchone()
+    hits = [{"column": col, "pattern": name, "rows": n} for (col, name), n in zip(keys, counts) if n]
+    if database in IDENTIFIER_COLUMNS:
+        source, ident_cols = IDENTIFIER_COLUMNS[database]
+        src = sql.Identifier(*source.split("."))
+        for col in columns:
+            union = sql.SQL(" UNION ").join(
+                sql.SQL("SELECT {i}::text FROM {s} WHERE {i} IS NOT NULL").format(i=sql.Identifier(i), s=src)
+                for i in ident_cols
+            )
+            n = conn.execute(
+                sql.SQL("SELECT count(*) FROM {t} b WHERE b.{c}::text IN (") .format(t=table, c=sql.Identifier(col))
+                + union + sql.SQL(")")
+            ).fetchone()[0]
+            if n:
+                hits.append({"column": col, "pattern": "identifier_value", "rows": n})
+    return hits
