@@ -624,7 +624,7 @@ def test_pii_guard_lets_checksums_dates_and_counts_through():
     assert find(json.dumps({"sha256": "1234567890" * 6 + "abcd", "published_at": "2026-01-02T03:04:05+08:00",
                             "total": 1234567, "release_id": "api_test-v2", "district_code": "310101"})) is None
     assert find('{"n": "3101011988080808X8"}') is None  # an X inside: not a number's shape
-    assert find('{"id": "31010119880808088X"}') == ("id_number", 8)
+    assert find('{"id": "31010119880808088X"}') == ("id_number_18", 8)
 
 
 # --- the real server -------------------------------------------------------------------------------------------
