@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -139,6 +140,8 @@ def published(warehouse_db):
         _delete_catalog_rows(conn)
         for code, n_rows in ((POP, 40), (REG, 16), (LEAKY, 2)):
             d = next(d for d in DEFS if d.code == code)
+            # the release directories the core keeps (its repair re-links <code>/current for every catalog entry)
+            (Path(os.environ["PUBLISH_DIR"]) / code / release_id(code, 2)).mkdir(parents=True, exist_ok=True)
             for version, status, published in ((1, "superseded", True), (2, "published", True),
                                                (3, "awaiting_approval", False)):
                 conn.execute(
@@ -174,6 +177,7 @@ def published(warehouse_db):
     with connect(warehouse_db) as conn:
         for code in (POP, REG, CLOSED, LEAKY):
             conn.execute(f"DROP TABLE IF EXISTS publish.{code}")
+            shutil.rmtree(Path(os.environ["PUBLISH_DIR"]) / code, ignore_errors=True)
         _delete_catalog_rows(conn)
 
 
@@ -245,6 +249,19 @@ def test_catalog_lists_the_open_datasets_with_fields_and_current_release(client)
 
 
 def test_catalog_as_dcat_jsonld(client):
+    """Built by the API while the publication core has written no catalog.jsonld."""
+    core_file = Path(os.environ["PUBLISH_DIR"]) / "catalog.jsonld"
+    aside = core_file.with_name("catalog.jsonld.aside")
+    if core_file.exists():
+        core_file.rename(aside)
+    try:
+        _check_built_dcat(client)
+    finally:
+        if aside.exists():
+            aside.rename(core_file)
+
+
+def _check_built_dcat(client):
     for url in ("/api/v1/catalog.jsonld", "/api/v1/catalog?format=dcat"):
         r = client.get(url)
         assert r.status_code == 200
@@ -263,13 +280,17 @@ def test_catalog_as_dcat_jsonld(client):
 def test_dcat_file_written_by_the_publication_core_is_served_as_is(client, session_dir):
     path = Path(os.environ["PUBLISH_DIR"]) / "catalog.jsonld"
     path.parent.mkdir(parents=True, exist_ok=True)
+    before = path.read_bytes() if path.exists() else None
     doc = {"@context": {"dcat": "http://www.w3.org/ns/dcat#"}, "@type": "dcat:Catalog", "dcat:dataset": [],
            "dct:title": "written by publish"}
     path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
     try:
         assert client.get("/api/v1/catalog.jsonld").json() == doc
     finally:
-        path.unlink()
+        if before is None:
+            path.unlink()
+        else:
+            path.write_bytes(before)
 
 
 def test_dataset_metadata_and_release_history(client):
@@ -666,3 +687,76 @@ def test_uvicorn_serves_the_docs_and_the_catalog(warehouse_db):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+# --- a real release, end to end --------------------------------------------------------------------------------
+
+def test_a_release_made_by_the_publication_core_is_served(clean_warehouse, frontdb, api_keys):
+    """Simulated departments -> one population run -> the core prepares and publishes an unconditional and a
+    conditional dataset -> the module app serves exactly publish.<code>, its catalog and DCAT file, and verifies a
+    real golden person."""
+    from pipelines import simulate
+    from pipelines.api.app import app
+    from pipelines.cli import run_interval
+    from pipelines.publish import flow
+    from pipelines.publish.datasets import get_dataset
+    from pipelines.settings import settings
+    from pipelines.simulate.api import start_in_thread
+
+    stop = start_in_thread(settings.sim_api_url, settings.sim_api_dir)
+    try:
+        simulate.generate(persons=400, days=0, seed=11, start=settings.sim_start, landing_dir=settings.landing_dir,
+                          api_dir=settings.sim_api_dir, frontdb_url=frontdb)
+        summary = run_interval(settings.sim_start)
+    finally:
+        stop()
+    with connect(clean_warehouse) as conn:
+        status = conn.execute("SELECT status FROM audit.run WHERE run_id = %s", (summary["run_id"],)).fetchone()[0]
+    assert status == "success", summary
+    open_code, cond_code = "population_by_district_sex_age", "foreign_residents_by_district_nationality"
+    opened = flow.prepare_release(open_code, [summary["run_id"]])
+    assert opened["status"] in ("approved", "awaiting_approval"), opened  # a review warning waits for a person
+    if opened["status"] == "awaiting_approval":
+        flow.approve_release(opened["release_id"], "api-test")
+    flow.publish_release(opened["release_id"])
+    cond = flow.prepare_release(cond_code, [summary["run_id"]])
+    assert cond["status"] == "awaiting_approval", cond
+    flow.approve_release(cond["release_id"], "api-test")
+    flow.publish_release(cond["release_id"])
+
+    with TestClient(app) as c:
+        catalog = {d["code"]: d for d in c.get("/api/v1/catalog").json()["datasets"]}
+        assert catalog[open_code]["current_release"]["release_id"] == opened["release_id"]
+        assert catalog[cond_code]["current_release"]["release_id"] == cond["release_id"]
+        dcat = c.get("/api/v1/catalog.jsonld")
+        assert dcat.status_code == 200
+        assert dcat.json() == json.loads((settings.publish_dir / "catalog.jsonld").read_text(encoding="utf-8"))
+
+        fields = get_dataset(open_code).field_names
+        rows, bodies = all_rows(c, f"/api/v1/datasets/{open_code}/rows", page_size=50)
+        expected = _expected(clean_warehouse, open_code, ", ".join(fields))
+        assert [list(r.values()) for r in rows] == [
+            [v.isoformat() if hasattr(v, "isoformat") else v for v in e.values()] for e in expected]
+        assert bodies[0]["total"] == len(expected) == opened["row_count"] and len(bodies) > 1
+        suppressed = [r for r in rows if r["suppressed"]]
+        assert all(r["population"] is None for r in suppressed), "suppressed cells are served empty"
+        one = rows[0]
+        r = c.get(f"/api/v1/datasets/{open_code}/rows", params={"district_code": one["district_code"],
+                                                                "sex_code": one["sex_code"]})
+        want = [e for e in expected if e["district_code"] == one["district_code"] and e["sex_code"] == one["sex_code"]]
+        assert r.json()["total"] == len(want) > 0
+
+        assert c.get(f"/api/v1/datasets/{cond_code}/rows").status_code == 401
+        r = c.get(f"/api/v1/datasets/{cond_code}/rows", headers={"X-API-Key": api_keys["conditional"]})
+        assert r.status_code == 200 and r.json()["release_id"] == cond["release_id"]
+        history = c.get(f"/api/v1/datasets/{cond_code}/releases").json()
+        assert [e["event"] for e in history["changelog"]] == ["prepared", "approved", "published"]
+
+        with connect(clean_warehouse) as conn:
+            number, name = conn.execute(
+                "SELECT id_number, name FROM population.person WHERE id_type = 'RIC' AND name IS NOT NULL"
+                " AND population_status = 'active' AND death_date IS NULL ORDER BY person_id LIMIT 1").fetchone()
+        key = {"X-API-Key": api_keys["verify"]}
+        assert c.post("/api/v1/verify", json={"id_number": number, "name": name}, headers=key).json() == {"match": True}
+        assert c.post("/api/v1/verify", json={"id_number": number, "name": name + "某"},
+                      headers=key).json() == {"match": False}
