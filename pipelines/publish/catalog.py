@@ -9,7 +9,8 @@
 - ``CHANGELOG.md`` and ``changelog.jsonl``: one line per release event (publish.release_event), oldest first.
 
 Every file is written to a temporary name and moved over the old one with os.replace (a reader never sees half a
-file). The content depends only on the warehouse, so rewriting is idempotent and repairs a crash.
+file). The content depends only on the warehouse (its "generated" time is that of the newest change), so
+rewriting is idempotent and repairs a crash.
 """
 
 from __future__ import annotations
@@ -192,7 +193,10 @@ def changelog_line(ev: dict[str, Any]) -> str:
 def write_all(conn: Connection, publish_dir: Path, now: datetime | None = None) -> None:
     """Rewrite catalog.json, catalog.jsonld, changelog.jsonl and CHANGELOG.md from the warehouse (the view of
     ``conn``'s transaction, so a caller can write them before committing)."""
-    now = now or datetime.now(SHANGHAI)
+    # the time of the newest change, not the clock: rewriting an unchanged catalog gives the same bytes
+    now = now or conn.execute(
+        "SELECT greatest((SELECT max(updated) FROM publish.catalog_entry), (SELECT max(at) FROM publish.release_event))"
+    ).fetchone()[0] or datetime(1970, 1, 1, tzinfo=SHANGHAI)
     entries = [{k: _iso(v) for k, v in e.items()} for e in catalog_entries(conn)]
     write_atomic(publish_dir / "catalog.json",
                  json.dumps(catalog_json(entries, now), ensure_ascii=False, indent=2) + "\n")

@@ -132,10 +132,15 @@ class Writers:
         self._xml_cm.__exit__(None, None, None)
 
     def abort(self) -> None:
-        for fh in (self._csv_fh, self._json_fh):
+        """Close what is open after a failure (the caller removes the directory)."""
+        closers = [self._csv_fh.close, self._json_fh.close,
+                   *(ws.close for ws in self._wb.worksheets if hasattr(ws, "close")),
+                   lambda: self._xml_root.__exit__(None, None, None),
+                   lambda: self._xml_cm.__exit__(None, None, None)]
+        for close in closers:
             try:
-                fh.close()
-            except Exception:  # noqa: BLE001 - closing what is left after a failure
+                close()
+            except Exception:  # noqa: BLE001 - best effort after a failure
                 pass
 
 

@@ -492,12 +492,20 @@ def prepare_release(dataset_code: str, run_ids: list[int], *, datasets_dir: Path
             meta = {"dataset_code": ds.code, "title": ds.title, "release_id": release_id, "version": version,
                     "as_of": as_of.isoformat(), "created_at": created_at.isoformat(timespec="seconds")}
             files: dict[str, dict[str, Any]] = {}
+            manifest = {
+                **meta, "source_run_ids": run_ids, "quality_passed": gate["passed"], "row_count": row_count,
+                "fields": [f.as_dict() for f in ds.fields], "files": {}, "dataset": _definition_snapshot(ds),
+            }
             if not review.blocked:  # identifiers already found, or not releasable: no data file is written at all
                 _write_files(conn, ds, build, tmp_dir, meta)
                 data_paths = [tmp_dir / exports.FILE_NAMES[f] for f in exports.FORMATS]
-                file_hits = pii.scan_files(data_paths)
+                # every file: the four data files, and the manifest's text (field descriptions, abstract) before
+                # it is written; review.json holds only counts and names (checked below as well)
+                file_hits = pii.scan_files(data_paths) + pii.scan_document(
+                    "manifest.json", json.dumps(manifest, ensure_ascii=False, indent=2))
                 review.check("pii_scan_files", "文件 PII 扫描 (身份证号码、电话)", "PII scan of every file (ID numbers, phones)",
-                             passed=not file_hits, files=[p.name for p in data_paths], hits=file_hits)
+                             passed=not file_hits, files=[p.name for p in data_paths] + ["manifest.json", "review.json"],
+                             hits=file_hits)
                 if file_hits:
                     review.block("pii_in_files", "文件中发现疑似身份证号码或电话号码: " + ", ".join(
                         f"{h['file']}/{pii.LABELS[h['pattern']][0]} ×{h['count']}" for h in file_hits),
@@ -507,19 +515,17 @@ def prepare_release(dataset_code: str, run_ids: list[int], *, datasets_dir: Path
                     files = {f: _file_entry(tmp_dir / exports.FILE_NAMES[f], tmp_dir) for f in exports.FORMATS}
             outcome = review.outcome(gate["passed"])
             if outcome == "blocked":
-                for f in exports.FORMATS:  # a blocked release keeps only its review and manifest
+                for f in exports.FORMATS:  # a blocked release keeps only its review and a manifest without text
                     (tmp_dir / exports.FILE_NAMES[f]).unlink(missing_ok=True)
                 files = {}
+                manifest["fields"] = [{"name": f.name, "type": f.type} for f in ds.fields]
+                manifest.pop("dataset")
             report = review.as_dict(outcome)
             (tmp_dir / "review.json").write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n",
                                                  encoding="utf-8")
-            manifest = {
-                **meta, "source_run_ids": run_ids, "quality_passed": gate["passed"], "row_count": row_count,
-                "review_outcome": outcome, "fields": [f.as_dict() for f in ds.fields],
-                "files": {f: {**e, "path": exports.FILE_NAMES[f]} for f, e in files.items()},
-                "review": {"path": "review.json", "sha256": _sha256(tmp_dir / "review.json")},
-                "dataset": _definition_snapshot(ds),
-            }
+            manifest["review_outcome"] = outcome
+            manifest["files"] = {f: {**e, "path": exports.FILE_NAMES[f]} for f, e in files.items()}
+            manifest["review"] = {"path": "review.json", "sha256": _sha256(tmp_dir / "review.json")}
             (tmp_dir / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n",
                                                    encoding="utf-8")
             for name in ("review.json", "manifest.json"):  # the scan covers every file written
@@ -555,6 +561,7 @@ def prepare_release(dataset_code: str, run_ids: list[int], *, datasets_dir: Path
                 shutil.rmtree(final_dir, ignore_errors=True)
                 conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(build))
             raise
+    _rewrite_catalog_files(url)  # the changelog gets the release's lines
     summary = _summary_text(ds, release_id, version, outcome, row_count, gate, review)
     log.info("prepared %s: %s", release_id, outcome)
     return {"release_id": release_id, "dataset_code": ds.code, "version": version, "status": outcome,
@@ -607,6 +614,7 @@ def approve_release(release_id: str, by: str, note: str | None = None, *, url: U
         conn.execute("UPDATE publish.release SET status = 'approved', approved_by = %s, decided_at = now(), note = %s"
                      " WHERE release_id = %s", (by, note, release_id))
         _event(conn, release_id, rel["dataset_code"], "approved", by, note, rel["row_count"])
+    _rewrite_catalog_files(url)
     return {"release_id": release_id, "status": "approved", "approved_by": by}
 
 
@@ -628,6 +636,7 @@ def reject_release(release_id: str, by: str, note: str | None = None, *, url: UR
             _event(conn, release_id, rel["dataset_code"], "rejected", by, note, rel["row_count"])
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(_build_table(release_id)))
     _withdraw_data_files(rel)
+    _rewrite_catalog_files(url)
     return {"release_id": release_id, "status": "rejected"}
 
 
@@ -811,6 +820,12 @@ def _serve(conn: Connection, rel: dict[str, Any], previous_status: str, events: 
 def _serving(url: URL | None):
     with connect(url, autocommit=True) as conn, _advisory_lock(conn, "publish:serve"):
         yield conn
+
+
+def _rewrite_catalog_files(url: URL | None) -> None:
+    """Catalog and changelog files from the committed state (under the serving lock: never racing a publish)."""
+    with _serving(url) as conn, conn.transaction():
+        catalog.write_all(conn, settings.publish_dir)
 
 
 def repair(url: URL | None = None) -> dict[str, Any]:

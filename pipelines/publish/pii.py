@@ -111,6 +111,13 @@ def scan_file(path: Path) -> list[dict[str, Any]]:
     return list(hits.values())
 
 
+def scan_document(name: str, text: str) -> list[dict[str, Any]]:
+    """Hits in a document about to be written (e.g. a manifest): [{file, part, pattern, count, first_line}]."""
+    return [{"file": name, "part": None, "pattern": pattern, "count": len(offsets),
+             "first_line": text.count("\n", 0, offsets[0]) + 1}
+            for pattern, offsets in scan_text(text).items()]
+
+
 def scan_files(paths: list[Path]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for p in paths:

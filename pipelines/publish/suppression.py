@@ -18,6 +18,7 @@ The table is a grid of cells identified by their dimension values with one count
    other cell), preferring a cell that also fixes another such constraint. A suppressed zero in a constraint whose
    suppressed cells are all zero is known to be zero (counts are not negative) and does not count as unknown;
    when a constraint can only be fixed through such a zero, a positive cell is suppressed where it is given away.
+   Suppressed zeros that stay given away at the end are published (0): they protect nothing.
 4. **Audit**: the published values and every known total give a linear system over the suppressed cells (with
    counts ≥ 0). A primary cell is recoverable when the system fixes its value. Per connected group of suppressed
    cells, cells forced to zero by non-negativity are found with linear programs (scipy HiGHS), then a primary cell
@@ -279,5 +280,9 @@ def plan_suppression(cells: pd.DataFrame, dims: list[str], count: str, threshold
     else:
         infeasible = True
         notes.append(f"no stable suppression pattern after {limit} rounds")
+    if not infeasible:
+        # a complementary zero that the totals give away protects nothing: publish it (the attacker learns nothing
+        # new), so that no withheld cell can be recovered by subtraction
+        suppressed = _known_zeros(cons, suppressed, values) | primary
     return Plan(suppressed=suppressed, primary=primary, threshold=threshold, constraints=cons.n,
                 determined_primary=int(determined.sum()), infeasible=infeasible, rounds=rounds, notes=notes)
