@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import time
@@ -597,19 +596,26 @@ def test_verify_needs_a_key_with_the_verify_scope(client, api_keys, residents):
         assert conn.execute("SELECT count(*) FROM api.verification_log").fetchone()[0] == 0
 
 
-def test_no_such_number_and_wrong_name_take_similar_time(client, api_keys, residents):
-    """Interleaved calls, so machine load hits both alike; compared by their fastest (what a timing attacker
-    filters noise down to) and their median, each within a factor of two."""
-    timings: dict[str, list[float]] = {"absent": [], "wrong_name": []}
-    for _ in range(30):
-        for kind, (number, name) in (("absent", (NEVER_SEEN, "王小明")), ("wrong_name", (LIVING, "王晓明"))):
-            t0 = time.perf_counter()
-            assert _verify(client, api_keys["verify"], number, name).json() == {"match": False}
-            timings[kind].append(time.perf_counter() - t0)
-    for stat in (min, statistics.median):
-        a, w = stat(timings["absent"]), stat(timings["wrong_name"])
-        assert 0.5 < a / w < 2.0, (stat.__name__, a, w)
-        print(f"{stat.__name__}: absent {a * 1e3:.1f} ms, wrong name {w * 1e3:.1f} ms")
+def test_no_such_number_and_wrong_name_run_the_same_statements(client, api_keys, residents, monkeypatch):
+    """Both 'no' answers must be indistinguishable: the same statements with the same shape of parameters run for
+    a number nobody holds and for a right number with a wrong name (checked structurally — timings belong to the
+    benchmark, not to tests)."""
+    import psycopg
+
+    seen: list[tuple] = []
+    real_execute = psycopg.Connection.execute
+
+    def spy(self, query, params=None, *args, **kwargs):
+        seen.append((str(query), tuple(sorted(params)) if isinstance(params, dict) else None))
+        return real_execute(self, query, params, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Connection, "execute", spy)
+    traces = {}
+    for kind, (number, name) in (("absent", (NEVER_SEEN, "王小明")), ("wrong_name", (LIVING, "王晓明"))):
+        seen.clear()
+        assert _verify(client, api_keys["verify"], number, name).json() == {"match": False}
+        traces[kind] = list(seen)
+    assert traces["absent"] == traces["wrong_name"] and traces["absent"]
 
 
 # --- the PII guard ---------------------------------------------------------------------------------------------
