@@ -27,6 +27,7 @@ Nothing else in the package reads ``os.environ`` directly.
 | ``K_ANONYMITY``        | ``5``                                                     | k for record-level datasets                   |
 | ``API_HOST`` / ``API_PORT`` | ``127.0.0.1`` / ``8000``                             | the read API (``make api``)                    |
 | ``API_KEYS_FILE``      | ``<local>/api_keys.yaml``                                 | keys of authorised departments (有条件开放)     |
+| ``VERIFY_RATE_PER_MINUTE`` | ``60``                                                | identity verifications per client per minute  |
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ class Settings:
     api_host: str
     api_port: int
     api_keys_file: Path
+    verify_rate_per_minute: int
 
     @property
     def uses_local_cluster(self) -> bool:
@@ -128,6 +130,7 @@ def load() -> Settings:
         api_host=_env("API_HOST", "127.0.0.1"),
         api_port=int(_env("API_PORT", "8000")),
         api_keys_file=Path(_env("API_KEYS_FILE", str(local / "api_keys.yaml"))),
+        verify_rate_per_minute=int(_env("VERIFY_RATE_PER_MINUTE", "60")),
     )
 
 

@@ -42,6 +42,7 @@ os.environ["SIM_API_DIR"] = str(_SESSION_DIR / "api")
 os.environ["REPORTS_DIR"] = str(_SESSION_DIR / "reports")
 os.environ["PUBLISH_DIR"] = str(_SESSION_DIR / "publish")
 os.environ["API_KEYS_FILE"] = str(_SESSION_DIR / "api_keys.yaml")
+os.environ["VERIFY_RATE_PER_MINUTE"] = "100000"  # the quota itself has its own test
 os.environ["SIM_API_URL"] = f"http://127.0.0.1:{_free_port()}"
 os.environ.setdefault("SIM_PERSONS", "400")
 os.environ["GX_ANALYTICS_ENABLED"] = "false"

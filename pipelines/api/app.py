@@ -412,9 +412,44 @@ def dataset_rows(
     return JSONResponse(body, headers=headers)
 
 
+class RateLimiter:
+    """At most ``per_minute`` calls per client in any sliding minute (in-process; one api worker per limit).
+
+    Verification answers one bit, but a client allowed unlimited calls could still probe numbers by the
+    thousand; the quota bounds that, and every call is audited besides."""
+
+    def __init__(self, per_minute: int):
+        import threading
+        from collections import deque
+
+        self.per_minute = per_minute
+        self._calls: dict[str, deque] = {}
+        self._deque = deque
+        self._lock = threading.Lock()
+
+    def check(self, client: str, now: float | None = None) -> None:
+        import time
+
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            calls = self._calls.setdefault(client, self._deque())
+            while calls and now - calls[0] >= 60.0:
+                calls.popleft()
+            if len(calls) >= self.per_minute:
+                retry = max(1, int(60.0 - (now - calls[0])) + 1)
+                raise ApiError(429, "rate_limited",
+                               f"at most {self.per_minute} verifications a minute per client; retry in {retry} s")
+            calls.append(now)
+
+
+verify_limiter = RateLimiter(settings.verify_rate_per_minute)
+
+
 def _verify_client(key: ApiKey) -> keys_mod.Client:
     """A dependency, so the key is checked before the body: no key is 401 whatever the body."""
-    return _require(key, SCOPE_VERIFY, "identity verification")
+    client = _require(key, SCOPE_VERIFY, "identity verification")
+    verify_limiter.check(client.client)
+    return client
 
 
 class VerifyRequest(BaseModel):
@@ -446,7 +481,7 @@ class VerifyResponse(BaseModel):
         "For authorised departments (API key with scope `verify`). Answers only `match` true or false — never the "
         "record; 'no such number' and 'wrong name' answer the same. Every call is audited (client, time, a salted "
         "hash of the number, the outcome). An invalid number is 422 with its reason."),
-    responses=_errors(401, 403, 422),
+    responses=_errors(401, 403, 422, 429),
 )
 def verify(request: Request, body: VerifyRequest, client: Annotated[keys_mod.Client, Depends(_verify_client)]):
     salt = keys_mod.current().audit_salt

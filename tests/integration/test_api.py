@@ -769,3 +769,18 @@ def test_a_release_made_by_the_publication_core_is_served(clean_warehouse, front
         assert c.post("/api/v1/verify", json={"id_number": number, "name": name}, headers=key).json() == {"match": True}
         assert c.post("/api/v1/verify", json={"id_number": number, "name": name + "某"},
                       headers=key).json() == {"match": False}
+
+
+def test_verify_is_rate_limited_per_client(client, api_keys, residents, monkeypatch):
+    from pipelines.api import app as app_module
+
+    limiter = app_module.RateLimiter(3)
+    monkeypatch.setattr(app_module, "verify_limiter", limiter)
+    answers = [_verify(client, api_keys["verify"], NEVER_SEEN, "王小明").status_code for _ in range(4)]
+    assert answers == [200, 200, 200, 429]
+    r = _verify(client, api_keys["verify"], NEVER_SEEN, "王小明")
+    assert r.status_code == 429 and r.json()["error"] == "rate_limited" and "a minute" in r.json()["detail"]
+    # the window slides: a minute later the client may ask again
+    client_name = next(iter(limiter._calls))
+    limiter._calls[client_name] = type(limiter._calls[client_name])(t - 61 for t in limiter._calls[client_name])
+    assert _verify(client, api_keys["verify"], NEVER_SEEN, "王小明").status_code == 200
