@@ -12,7 +12,7 @@ LOCAL_DIR ?= $(CURDIR)/.local
 # Airflow's environment (AIRFLOW_HOME, DAGs folder, metadata DB migrated once) for the commands that need it.
 AIRFLOW_ENV := source scripts/airflow_env.sh &&
 
-.PHONY: help setup demo test test-quick airflow bench pg-stop clean
+.PHONY: help setup demo test test-quick airflow api bench pg-stop clean
 
 help: ## list the targets
 	@echo "usage: make <target>"

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-TARGETS = ["help", "setup", "demo", "test", "test-quick", "airflow", "bench", "pg-stop", "clean"]
+TARGETS = ["help", "setup", "demo", "test", "test-quick", "airflow", "api", "bench", "pg-stop", "clean"]
 
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 
