@@ -41,7 +41,6 @@ bench: setup ## throughput benchmark of the pipelines
 # The read API over the published open data (pipelines/api); API_HOST/API_PORT as in pipelines/settings.py.
 API_HOST ?= 127.0.0.1
 API_PORT ?= 8000
-.PHONY: api
 api: setup ## the read API (FastAPI) at http://127.0.0.1:8000/api/v1 (API_HOST, API_PORT), OpenAPI docs at /docs
 	@echo "read API:     http://$(API_HOST):$(API_PORT)/api/v1/catalog"
 	@echo "OpenAPI docs: http://$(API_HOST):$(API_PORT)/docs"
