@@ -557,7 +557,11 @@ def prepare_release(dataset_code: str, run_ids: list[int], *, datasets_dir: Path
                 conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(build))
         except BaseException:
             shutil.rmtree(tmp_dir, ignore_errors=True)
-            if not final_dir.exists() or not _release_exists(conn, release_id):
+            try:
+                recorded = _release_exists(conn, release_id)
+            except Exception:  # noqa: BLE001 - the connection may be what failed; the next prepare cleans up
+                recorded = True
+            if not recorded:
                 shutil.rmtree(final_dir, ignore_errors=True)
                 conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(build))
             raise
