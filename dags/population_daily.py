@@ -87,10 +87,13 @@ def population_daily():
         return flow.quality_gate(etl_run_id)
 
     @task(outlets=[POPULATION_PERSON])
-    def publish_golden(etl_run_id: int, gate: dict) -> dict:
+    def publish_golden(etl_run_id: int, gate: dict, outlet_events=None) -> dict:
         from pipelines.population import flow
 
-        return flow.finish(etl_run_id)
+        summary = flow.finish(etl_run_id)
+        # the run travels with the Asset event, so the publication knows which run it releases
+        outlet_events[POPULATION_PERSON].extra = {"run_id": etl_run_id}
+        return summary
 
     etl_run_id = start_run()
     staged = extract.partial(etl_run_id=etl_run_id).expand(source_id=list_sources())

@@ -90,7 +90,8 @@ def reset_warehouse() -> None:
     from pipelines.warehouse import connect
 
     with connect(autocommit=True) as conn:
-        conn.execute("DROP SCHEMA IF EXISTS staging, quarantine, population, audit, quality CASCADE")
+        conn.execute("DROP SCHEMA IF EXISTS staging, quarantine, population, audit, quality, publish, publish_work,"
+                     " api CASCADE")
         conn.execute("DROP TABLE IF EXISTS public.schema_migration")
 
 

@@ -110,7 +110,7 @@ def truncate_warehouse(url: URL) -> None:
     with connect(url) as conn:
         tables = conn.execute(
             "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables"
-            " WHERE schemaname IN ('staging','quarantine','population','audit','quality')"
+            " WHERE schemaname IN ('staging','quarantine','population','audit','quality','publish','api')"
         ).fetchall()
         if tables:
             conn.execute("TRUNCATE " + ", ".join(t for (t,) in tables) + " RESTART IDENTITY CASCADE")

@@ -32,8 +32,10 @@ the only loops are over constraints that need one more suppression.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
+
 
 import numpy as np
 import pandas as pd
@@ -183,25 +185,47 @@ def _unreveal_zero(cons: _Constraints, suppressed: np.ndarray, values: np.ndarra
 
 
 def _forced_zero(a: np.ndarray, b: np.ndarray, zero_cols: np.ndarray) -> np.ndarray:
-    """Columns (among ``zero_cols``) that every non-negative solution of a x = b has at zero."""
+    """Columns (among ``zero_cols``) that every non-negative solution of a x = b has at zero.
+
+    1. Exact and cheap: a total whose suppressed remainder is 0 forces every cell in it to 0 (x >= 0).
+    2. One LP: can all the other columns be positive together (max s, x_j >= s)? The solutions form a convex set,
+       so if each can be positive, all can at once — usually the end.
+    3. Otherwise LPs maximising sum(t_j), t_j <= min(x_j, 1), over the undecided columns: every column made
+       positive is not forced; when the optimum is 0 the rest are."""
     n = a.shape[1]
-    # one LP first: can all columns be positive together? (max s, x_j >= s, s <= 1)
+    zero_cols = np.asarray(zero_cols, dtype=np.int64)
+    in_zero_total = (a[np.abs(b) < 1e-9] > 0).any(axis=0)
+    forced = zero_cols[in_zero_total[zero_cols]]
+    undecided = zero_cols[~in_zero_total[zero_cols]]
+    if not len(undecided):
+        return forced
+    k = len(undecided)
     c = np.zeros(n + 1)
     c[-1] = -1.0
     a_eq = np.hstack([a, np.zeros((a.shape[0], 1))])
-    a_ub = np.hstack([-np.eye(n), np.ones((n, 1))])
-    res = linprog(c, A_ub=a_ub, b_ub=np.zeros(n), A_eq=a_eq, b_eq=b, bounds=[(0, None)] * n + [(0, 1)],
+    a_ub = np.zeros((k, n + 1))
+    a_ub[np.arange(k), undecided] = -1.0
+    a_ub[:, -1] = 1.0
+    res = linprog(c, A_ub=a_ub, b_ub=np.zeros(k), A_eq=a_eq, b_eq=b, bounds=[(0, None)] * n + [(0, 1)],
                   method="highs")
     if res.status == 0 and -res.fun > 1e-9:
-        return np.zeros(0, dtype=np.int64)
-    forced = []
-    for j in zero_cols:
-        cj = np.zeros(n)
-        cj[j] = -1.0
-        r = linprog(cj, A_eq=a, b_eq=b, bounds=[(0, None)] * n, method="highs")
-        if r.status == 0 and -r.fun <= 1e-9:
-            forced.append(j)
-    return np.array(forced, dtype=np.int64)
+        return forced
+    while len(undecided):
+        k = len(undecided)
+        c = np.concatenate([np.zeros(n), -np.ones(k)])
+        a_eq = np.hstack([a, np.zeros((a.shape[0], k))])
+        a_ub = np.zeros((k, n + k))
+        a_ub[np.arange(k), undecided] = -1.0          # t_j - x_j <= 0
+        a_ub[np.arange(k), n + np.arange(k)] = 1.0
+        res = linprog(c, A_ub=a_ub, b_ub=np.zeros(k), A_eq=a_eq, b_eq=b,
+                      bounds=[(0, None)] * n + [(0, 1)] * k, method="highs")
+        if res.status != 0:
+            return np.concatenate([forced, undecided])  # no solution: treat as determined (protect more)
+        positive = res.x[n:] > 1e-9
+        if not positive.any():
+            return np.concatenate([forced, undecided])
+        undecided = undecided[~positive]
+    return forced
 
 
 def recoverable(ids: np.ndarray, suppressed: np.ndarray, values: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -241,8 +265,12 @@ def recoverable(ids: np.ndarray, suppressed: np.ndarray, values: np.ndarray, tar
 
 def plan_suppression(cells: pd.DataFrame, dims: list[str], count: str, threshold: int,
                      linked: list[list[str]] = (), independent: list[str] = (),
-                     max_rounds: int | None = None) -> Plan:
-    """Decide which cells of an aggregate table to withhold (steps 1-4 of the module docstring)."""
+                     max_rounds: int | None = None, time_budget_s: float | None = 120.0) -> Plan:
+    """Decide which cells of an aggregate table to withhold (steps 1-4 of the module docstring).
+
+    A table so sparse that no stable pattern is found within ``time_budget_s`` is infeasible (its release is
+    blocked, never published unprotected, never left hanging)."""
+    deadline = time.monotonic() + time_budget_s if time_budget_s else None
     if cells.duplicated(dims).any():
         raise ValueError(f"cells are not unique by their dimensions {dims}")
     values = cells[count].fillna(0).to_numpy(dtype=np.int64)
@@ -266,14 +294,27 @@ def plan_suppression(cells: pd.DataFrame, dims: list[str], count: str, threshold
         determined = recoverable(ids, suppressed, values, primary)
         if not determined.any():
             break
-        # one more complementary cell in a constraint of the first recoverable primary cell
-        cell = int(np.flatnonzero(determined)[0])
-        members = np.unique(np.concatenate([cons.members(c) for c in ids[cell]]))
-        candidates = members[~suppressed[members]]
-        if len(candidates):
-            order = np.lexsort((candidates, values[candidates], values[candidates] == 0))
-            suppressed[candidates[order[0]]] = True
-        elif not _unreveal_zero(cons, suppressed, values, _known_zeros(cons, suppressed, values), members):
+        if deadline is not None and time.monotonic() > deadline:
+            infeasible = True
+            notes.append(f"no stable suppression pattern within {time_budget_s:.0f} s: the table is too sparse "
+                         "at this level of detail")
+            break
+        # one more complementary cell in a constraint of each recoverable primary cell (in grid order; a cell
+        # already protected by an earlier choice of this round costs nothing more)
+        before = suppressed.copy()
+        stuck = False
+        for cell in np.flatnonzero(determined):
+            members = np.unique(np.concatenate([cons.members(c) for c in ids[cell]]))
+            if (suppressed[members] & ~before[members]).any():
+                continue  # this round already added a complement next to it
+            candidates = members[~suppressed[members]]
+            if len(candidates):
+                order = np.lexsort((candidates, values[candidates], values[candidates] == 0))
+                suppressed[candidates[order[0]]] = True
+            elif not _unreveal_zero(cons, suppressed, values, _known_zeros(cons, suppressed, values), members):
+                stuck = True
+                break
+        if stuck:
             infeasible = True
             notes.append("a primary cell stays recoverable with every cell of its totals suppressed")
             break

@@ -160,6 +160,61 @@ def test_rerunning_a_day_leaves_the_tables_identical(world, warehouse_db):
     assert snapshot(warehouse_db) == before
 
 
+def test_publication_with_human_approval_driven_through_the_dag(world, warehouse_db):
+    """publish_population: clean unconditional releases go out automatically; a 有条件开放 release (or one whose
+    review warned) waits in Airflow's Human-in-the-loop until a person answers — nothing of it is served before."""
+    import threading
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    from pipelines.airflow.hitl import answer_all
+    from pipelines.settings import settings
+
+    dag = DagBag(dag_folder=str(settings.project_root / "dags")).dags["publish_population"]
+    result: dict = {}
+    thread = threading.Thread(target=lambda: result.setdefault("run", dag.test()), daemon=True)
+    seen_while_waiting: dict[str, tuple] = {}
+
+    def decide(request: dict) -> str:
+        release_id = request["subject"].split("release ")[1].split(" ")[0]
+        code = request["subject"].rsplit("(", 1)[1].rstrip(")")
+        status = rows(warehouse_db, "SELECT status FROM publish.release WHERE release_id = %s", release_id)[0][0]
+        served = rows(warehouse_db, "SELECT current_release_id FROM publish.catalog_entry WHERE dataset_code = %s",
+                      code)
+        seen_while_waiting[code] = (release_id, status, served)
+        assert "保密审查" in request["body"] or "review" in request["body"].lower()
+        return "Reject" if code == "resident_microdata_sample" else "Approve"
+
+    thread.start()
+    answered = answer_all("publish_population", decide, user="审核员 reviewer", timeout_s=300,
+                          until=lambda: not thread.is_alive())
+    thread.join(timeout=60)
+    assert str(result["run"].state) == "success"
+    assert answered, "at least the 有条件开放 datasets waited for a person"
+
+    releases = {code: (rid, status, approved_by) for rid, code, status, approved_by in rows(
+        warehouse_db, "SELECT release_id, dataset_code, status, approved_by FROM publish.release")}
+    # the conditional dataset waited, unserved, until approved; then it was published with the approver's name
+    rid, status_then, served_then = seen_while_waiting["foreign_residents_by_district_nationality"]
+    assert status_then == "awaiting_approval" and served_then in ([], [(None,)])
+    assert releases["foreign_residents_by_district_nationality"] == (rid, "published", "审核员 reviewer")
+    # the rejected one is not served
+    assert releases["resident_microdata_sample"][1] == "rejected"
+    assert rows(warehouse_db, "SELECT count(*) FROM publish.resident_microdata_sample") == [(0,)]
+    # every release either went out automatically (no request) or through a person's decision
+    for code, (rid, status, approved_by) in releases.items():
+        if code in seen_while_waiting:
+            continue
+        assert status == "published" and approved_by.startswith("auto"), (code, status, approved_by)
+    # the published files are where a portal syncs them, and the table matches the release
+    for code, (rid, status, _) in releases.items():
+        if status == "published":
+            current = settings.publish_dir / code / "current"
+            assert current.resolve().name == rid
+            assert {p.name for p in current.iterdir()} >= {"data.csv", "data.xlsx", "data.xml", "data.json",
+                                                             "manifest.json", "review.json"}
+
+
 def test_a_broken_day_is_blocked_by_the_gate(world, warehouse_db, frontdb):
     """公安's 前置库 delivers deregistrations (人口状态 死亡) with no date for dozens of residents: the golden table
     would say 'deceased' with no death date — a blocking 一致性 failure: the run fails, the Asset is not updated."""
