@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 
 def pending_requests(dag_id: str) -> list[dict]:
@@ -21,7 +22,8 @@ def pending_requests(dag_id: str) -> list[dict]:
     with create_session() as session:
         tis = session.scalars(
             select(TI).where(TI.dag_id == dag_id, TI.state == TaskInstanceState.AWAITING_INPUT)
-        ).all()
+            .options(joinedload(TI.hitl_detail))
+        ).unique().all()
         return [
             {"run_id": ti.run_id, "task_id": ti.task_id, "map_index": ti.map_index,
              "subject": ti.hitl_detail.subject, "body": ti.hitl_detail.body, "options": ti.hitl_detail.options}
@@ -40,7 +42,7 @@ def respond(dag_id: str, run_id: str, task_id: str, map_index: int, option: str,
 
     with create_session() as session:
         ti = session.scalar(select(TI).where(TI.dag_id == dag_id, TI.run_id == run_id, TI.task_id == task_id,
-                                             TI.map_index == map_index))
+                                             TI.map_index == map_index).options(joinedload(TI.hitl_detail)))
         detail = ti.hitl_detail
         if option not in (detail.options or []):
             raise ValueError(f"{option!r} is not one of {detail.options}")

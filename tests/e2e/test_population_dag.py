@@ -171,11 +171,20 @@ def test_publication_with_human_approval_driven_through_the_dag(world, warehouse
     from pipelines.settings import settings
 
     dag = DagBag(dag_folder=str(settings.project_root / "dags")).dags["publish_population"]
-    result: dict = {}
-    thread = threading.Thread(target=lambda: result.setdefault("run", dag.test()), daemon=True)
     seen_while_waiting: dict[str, tuple] = {}
+    done = threading.Event()
+    answered: list = []
+
+    errors: list[BaseException] = []
 
     def decide(request: dict) -> str:
+        try:
+            return review(request)
+        except BaseException as exc:  # noqa: BLE001 - reported below; answer so that the DAG run ends
+            errors.append(exc)
+            return "Reject"
+
+    def review(request: dict) -> str:
         release_id = request["subject"].split("release ")[1].split(" ")[0]
         code = request["subject"].rsplit("(", 1)[1].rstrip(")")
         status = rows(warehouse_db, "SELECT status FROM publish.release WHERE release_id = %s", release_id)[0][0]
@@ -185,11 +194,17 @@ def test_publication_with_human_approval_driven_through_the_dag(world, warehouse
         assert "保密审查" in request["body"] or "review" in request["body"].lower()
         return "Reject" if code == "resident_microdata_sample" else "Approve"
 
-    thread.start()
-    answered = answer_all("publish_population", decide, user="审核员 reviewer", timeout_s=300,
-                          until=lambda: not thread.is_alive())
-    thread.join(timeout=60)
-    assert str(result["run"].state) == "success"
+    # dag.test() runs tasks in this (main) thread; the person answers from another, as the UI would
+    reviewer = threading.Thread(target=lambda: answered.extend(answer_all(
+        "publish_population", decide, user="审核员 reviewer", timeout_s=300, until=done.is_set)), daemon=True)
+    reviewer.start()
+    try:
+        dagrun = dag.test()
+    finally:
+        done.set()
+        reviewer.join(timeout=30)
+    assert not errors, errors
+    assert str(dagrun.state) == "success"
     assert answered, "at least the 有条件开放 datasets waited for a person"
 
     releases = {code: (rid, status, approved_by) for rid, code, status, approved_by in rows(
@@ -200,7 +215,8 @@ def test_publication_with_human_approval_driven_through_the_dag(world, warehouse
     assert releases["foreign_residents_by_district_nationality"] == (rid, "published", "审核员 reviewer")
     # the rejected one is not served
     assert releases["resident_microdata_sample"][1] == "rejected"
-    assert rows(warehouse_db, "SELECT count(*) FROM publish.resident_microdata_sample") == [(0,)]
+    assert rows(warehouse_db, "SELECT to_regclass('publish.resident_microdata_sample')") == [(None,)]
+    assert not (settings.publish_dir / "resident_microdata_sample" / "current").exists()
     # every release either went out automatically (no request) or through a person's decision
     for code, (rid, status, approved_by) in releases.items():
         if code in seen_while_waiting:
