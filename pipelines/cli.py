@@ -87,8 +87,12 @@ def cmd_run(args) -> int:
 
 
 def reset_warehouse() -> None:
+    """Drop the warehouse schemas (and the released files that describe them): the demo starts from nothing."""
+    import shutil
+
     from pipelines.warehouse import connect
 
+    shutil.rmtree(settings.publish_dir, ignore_errors=True)
     with connect(autocommit=True) as conn:
         conn.execute("DROP SCHEMA IF EXISTS staging, quarantine, population, audit, quality, publish, publish_work,"
                      " api CASCADE")
@@ -105,6 +109,51 @@ def airflow_dags_test(dag_id: str, day: date, env: dict[str, str]) -> int:
         proc = subprocess.run([_airflow_bin(), "dags", "test", dag_id, logical], env=env, stdout=fh,
                               stderr=subprocess.STDOUT)
     return proc.returncode
+
+
+def publish_with_demo_reviewer(env: dict[str, str]) -> tuple[int, list[dict]]:
+    """Run publish_population with ``airflow dags test``; answer its Human-in-the-loop requests as the demo's
+    reviewer (in production a person does it in the Airflow UI, Required actions)."""
+    import threading
+
+    os.environ.update({k: env[k] for k in ("AIRFLOW_HOME", "AIRFLOW__CORE__DAGS_FOLDER")})
+    from pipelines.airflow.hitl import answer_all
+
+    done = threading.Event()
+    answered: list[dict] = []
+
+    def decide(request: dict) -> str:
+        print(f"[demo] waiting for approval: {request['subject']} -> approved by the demo reviewer "
+              "(in production: Airflow UI, Required actions)")
+        return "Approve"
+
+    reviewer = threading.Thread(
+        target=lambda: answered.extend(answer_all("publish_population", decide, user="demo-reviewer",
+                                                  timeout_s=1800, until=done.is_set)), daemon=True)
+    reviewer.start()
+    log_path = settings.local_dir / "demo-logs" / "publish_population.log"
+    try:
+        with log_path.open("w") as fh:
+            rc = subprocess.run([_airflow_bin(), "dags", "test", "publish_population"], env=env, stdout=fh,
+                                stderr=subprocess.STDOUT).returncode
+    finally:
+        done.set()
+        reviewer.join(timeout=10)
+    return rc, answered
+
+
+def format_releases() -> str:
+    from pipelines.publish import flow
+
+    lines = ["Published open data (publish_population):"]
+    for r in flow.list_releases():
+        if r.get("current"):
+            lines.append(f"  {r['dataset_code']:<44} {r['release_id']}  {r.get('row_count')} rows")
+    lines += [f"  files:   {settings.publish_dir}/<dataset>/current/ (CSV, XLSX, XML, JSON, manifest, review)",
+              f"  catalog: {settings.publish_dir}/catalog.json and catalog.jsonld (DCAT), CHANGELOG.md",
+              f"  API:     make api  ->  http://{settings.api_host}:{settings.api_port}/api/v1/catalog"
+              f"  (OpenAPI docs at /docs)"]
+    return "\n".join(lines)
 
 
 def cmd_demo(args) -> int:
@@ -135,7 +184,14 @@ def cmd_demo(args) -> int:
                 failures.append(day)
     finally:
         stop_api()
+    t = time.time()
+    rc, answered = publish_with_demo_reviewer(env)
+    print(f"[demo] airflow dags test publish_population: {'ok' if rc == 0 else f'FAILED (rc={rc})'} in "
+          f"{time.time() - t:.0f}s ({len(answered)} release(s) approved by a person, the rest automatically)")
+    if rc != 0:
+        failures.append("publish")
     print(format_summary(warehouse_summary()))
+    print(format_releases())
     print(f"[demo] finished in {time.time() - t0:.0f}s. See the DAG in the UI with `make airflow`.")
     return 1 if failures else 0
 
