@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -77,9 +78,13 @@ def migrate(url: URL | None = None, directory: Path = MIGRATIONS_DIR) -> list[st
     return applied_now
 
 
-def run_script(conn: psycopg.Connection, script, params: dict | None = None) -> list[int]:
+def run_script(conn: psycopg.Connection, script, params: dict | None = None,
+               on_statement: Callable[[str, int, float], None] | None = None) -> list[int]:
     """Run a multi-statement SQL script (text or psycopg.sql.Composable) statement by statement with the same
-    named parameters (PostgreSQL prepares one statement at a time); returns each statement's row count."""
+    named parameters (PostgreSQL prepares one statement at a time); returns each statement's row count.
+
+    ``on_statement(statement, rowcount, seconds)``, when given, is called after each statement (the benchmark
+    times the reconciliation's steps with it)."""
     import re
 
     from psycopg import sql as _sql
@@ -90,6 +95,9 @@ def run_script(conn: psycopg.Connection, script, params: dict | None = None) -> 
         body = "\n".join(line for line in statement.splitlines() if not line.strip().startswith("--")).strip()
         if not body:
             continue
+        started = time.perf_counter()
         cur = conn.execute(body, params if params and "%(" in body else None)
         counts.append(cur.rowcount)
+        if on_statement is not None:
+            on_statement(body, cur.rowcount, time.perf_counter() - started)
     return counts

@@ -10,6 +10,8 @@ of a record is the latest whatever the order of runs, and a person gets a new ve
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 
 from sqlalchemy import URL
 
@@ -28,24 +30,43 @@ STEPS = [
 ]
 
 
+# Session settings of the reconciliation's transaction.
+SESSION_SETTINGS = {"work_mem": "256MB"}
+
+
 class AccountingError(RuntimeError):
     """A source's rows do not add up: received != merged + quarantined + duplicates."""
 
 
-def reconcile_run(run_id: int, url: URL | None = None) -> dict[str, dict[str, int]]:
-    """Merge the run's accepted rows; return the row accounting per source."""
+def reconcile_run(run_id: int, url: URL | None = None,
+                  on_step: Callable[[str, float, list[tuple[str, int, float]]], None] | None = None,
+                  ) -> dict[str, dict[str, int]]:
+    """Merge the run's accepted rows; return the row accounting per source.
+
+    ``on_step(step, seconds, statements)``, when given, is called after each step with its statements'
+    (text, rowcount, seconds): the benchmark's timing hook; it changes nothing else."""
     authorities = load_authority()
     params = {"run_id": run_id}
     with connect(url) as conn, conn.transaction():
-        conn.execute("SET LOCAL work_mem = '256MB'")
-        for step in STEPS:
-            run_script(conn, sql_file(step), params)
-        run_script(conn, survivorship.golden_query(authorities), params)
-        run_script(conn, survivorship.golden_hash(), params)
-        run_script(conn, survivorship.scd2_merge(), params)
-        run_script(conn, survivorship.discrepancy_query(authorities), params)
+        for name, value in SESSION_SETTINGS.items():
+            conn.execute("SELECT set_config(%s, %s, true)", (name, value))
+
+        def step(name: str, script) -> None:
+            statements: list[tuple[str, int, float]] = []
+            started = time.perf_counter()
+            run_script(conn, script, params,
+                       on_statement=(lambda s, n, t: statements.append((s, n, t))) if on_step else None)
+            if on_step is not None:
+                on_step(name, time.perf_counter() - started, statements)
+
+        for name in STEPS:
+            step(name, sql_file(name))
+        step("survivorship.golden_query", survivorship.golden_query(authorities))
+        step("survivorship.golden_hash", survivorship.golden_hash())
+        step("survivorship.scd2_merge", survivorship.scd2_merge())
+        step("survivorship.discrepancy_query", survivorship.discrepancy_query(authorities))
         try:
-            run_script(conn, sql_file("population/90_accounting.sql"), params)
+            step("population/90_accounting.sql", sql_file("population/90_accounting.sql"))
         except Exception as exc:  # the CHECK constraint names the violated rule
             raise AccountingError(f"run {run_id}: rows do not add up: {exc}") from exc
         rows = conn.execute(

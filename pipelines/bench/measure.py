@@ -1,0 +1,188 @@
+"""Measuring a stage: wall time, peak memory of this Python process and of PostgreSQL's processes.
+
+A :class:`Sampler` thread reads, every ``interval`` seconds, the resident set (RSS) of this process and the private
+memory of every child of the postmaster (backends and background processes): RSS minus the shared pages
+(``/proc/<pid>/statm``: file-backed and shared memory, i.e. mostly ``shared_buffers``), which is what a backend
+allocates for itself — sorts and hashes within ``work_mem``, tuple stores, caches. Reading ``statm`` is cheap,
+so sampling does not disturb what it measures. PostgreSQL's figures are readable only when the server runs on
+this machine and its processes are visible to this user; otherwise they are ``None`` (shown as n/a).
+
+``ru_maxrss`` (the kernel's high-water mark of this process) backs the sampled Python peak: when it grew during a
+stage, the stage's peak is exactly that value, however short the spike.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import psutil
+
+MB = 1024 * 1024
+
+
+def ru_maxrss_bytes() -> int:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # Linux reports KiB
+
+
+def postmaster_process(conn) -> psutil.Process | None:
+    """The postmaster of the server ``conn`` talks to, if it runs on this machine and is visible."""
+    try:
+        backend_pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+        data_dir = None
+        try:
+            data_dir = conn.execute("SHOW data_directory").fetchone()[0]
+        except Exception:  # not a superuser: fall back to the parent of our backend
+            conn.rollback()
+        backend = psutil.Process(backend_pid)
+        parent = backend.parent()
+        if parent is None:
+            return None
+        if data_dir is not None:
+            cmd = " ".join(parent.cmdline())
+            if data_dir not in cmd and "postgres" not in parent.name():
+                return None
+        return parent
+    except (psutil.Error, OSError):
+        return None
+
+
+@dataclass
+class Sample:
+    python_rss: int
+    pg_private_total: int | None
+    pg_private_max: int | None
+
+
+@dataclass(eq=False)  # windows are removed by identity
+class Peaks:
+    python_rss: int = 0                  # bytes
+    pg_private_total: int | None = None  # sum over the postmaster's children, bytes
+    pg_private_max: int | None = None    # the largest single backend, bytes
+    samples: int = 0
+
+    def add(self, s: Sample) -> None:
+        self.samples += 1
+        self.python_rss = max(self.python_rss, s.python_rss)
+        if s.pg_private_total is not None:
+            self.pg_private_total = max(self.pg_private_total or 0, s.pg_private_total)
+            self.pg_private_max = max(self.pg_private_max or 0, s.pg_private_max or 0)
+
+
+class Sampler:
+    """Samples memory in a daemon thread; :meth:`window` yields the peaks seen while its block runs."""
+
+    def __init__(self, postmaster: psutil.Process | None, interval: float = 0.1):
+        self.postmaster = postmaster
+        self.interval = interval
+        self.me = psutil.Process()
+        self._windows: list[Peaks] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="bench-sampler", daemon=True)
+        self.pg_readable = postmaster is not None
+
+    def start(self) -> "Sampler":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def sample(self) -> Sample:
+        rss = self.me.memory_info().rss
+        total = biggest = None
+        if self.postmaster is not None:
+            total = biggest = 0
+            try:
+                children = self.postmaster.children()
+            except psutil.Error:
+                children = []
+                total = biggest = None
+            for child in children:
+                try:
+                    mem = child.memory_info()
+                except psutil.Error:  # a backend that just ended
+                    continue
+                private = max(mem.rss - getattr(mem, "shared", 0), 0)
+                total += private
+                biggest = max(biggest, private)
+        return Sample(rss, total, biggest)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            with self._lock:
+                if not self._windows:
+                    continue
+                windows = list(self._windows)
+            s = self.sample()
+            for w in windows:
+                w.add(s)
+
+    @contextmanager
+    def window(self) -> Iterator[Peaks]:
+        peaks = Peaks()
+        peaks.add(self.sample())
+        before = ru_maxrss_bytes()
+        with self._lock:
+            self._windows.append(peaks)
+        try:
+            yield peaks
+        finally:
+            with self._lock:
+                self._windows.remove(peaks)
+            peaks.add(self.sample())
+            after = ru_maxrss_bytes()
+            if after > before:  # the process reached a new high during the window: that is its peak
+                peaks.python_rss = max(peaks.python_rss, after)
+
+
+@dataclass
+class Stage:
+    """One measured stage (or sub-step when ``parent`` is set)."""
+
+    name: str
+    seconds: float
+    rows: int | None = None
+    rows_label: str = ""
+    python_peak: int | None = None
+    pg_private_total: int | None = None
+    pg_private_max: int | None = None
+    parent: str | None = None
+    detail: dict = field(default_factory=dict)
+
+    @property
+    def rows_per_second(self) -> float | None:
+        if self.rows is None or self.seconds <= 0:
+            return None
+        return self.rows / self.seconds
+
+    def as_dict(self) -> dict:
+        return {
+            "name": self.name, "seconds": round(self.seconds, 3), "rows": self.rows, "rows_label": self.rows_label,
+            "rows_per_second": None if self.rows_per_second is None else round(self.rows_per_second, 1),
+            "python_peak_bytes": self.python_peak, "pg_private_total_bytes": self.pg_private_total,
+            "pg_private_max_bytes": self.pg_private_max, "parent": self.parent, "detail": self.detail,
+        }
+
+
+@contextmanager
+def measured(sampler: Sampler, name: str, into: list[Stage], parent: str | None = None) -> Iterator[Stage]:
+    """Time the block and record its memory peaks as a :class:`Stage` appended to ``into``; the block may set
+    ``stage.rows``/``rows_label``/``detail``."""
+    stage = Stage(name=name, seconds=0.0, parent=parent)
+    started = time.perf_counter()
+    with sampler.window() as peaks:
+        yield stage
+    stage.seconds = time.perf_counter() - started
+    stage.python_peak = peaks.python_rss
+    stage.pg_private_total = peaks.pg_private_total
+    stage.pg_private_max = peaks.pg_private_max
+    into.append(stage)

@@ -1,0 +1,315 @@
+"""The benchmark's report: the machine, the figures per stage, the ratios to COPY, the targets; as a console table
+and as BENCHMARKS.md (the hand-written part of an existing file, between the KEEP markers, is carried over)."""
+
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+from sqlalchemy import URL
+
+from pipelines.bench.measure import MB
+from pipelines.bench.runner import BaseResult, RunResult
+from pipelines.warehouse import connect
+
+KEEP_BEGIN = "<!-- BEGIN hand-written: kept as is when `python -m pipelines bench` rewrites this file -->"
+KEEP_END = "<!-- END hand-written -->"
+
+PG_SETTINGS = ("shared_buffers", "work_mem", "maintenance_work_mem", "max_wal_size", "synchronous_commit", "fsync",
+               "max_parallel_workers_per_gather", "jit")
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine(server: URL) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "cores": os.cpu_count(),
+        "physical_cores": psutil.cpu_count(logical=False),
+        "ram_bytes": psutil.virtual_memory().total,
+        "cpu_model": cpu_model(),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+    with connect(server.set(database="postgres")) as conn:
+        info["postgresql"] = conn.execute("SHOW server_version").fetchone()[0]
+        info["postgresql_settings"] = {
+            name: conn.execute("SELECT current_setting(%s)", (name,)).fetchone()[0] for name in PG_SETTINGS
+        }
+        local = conn.execute("SELECT inet_server_addr() IS NULL OR host(inet_server_addr()) IN "
+                             "('127.0.0.1', '::1')").fetchone()[0]
+        info["postgresql_local"] = bool(local)
+    return info
+
+
+# --- formatting -------------------------------------------------------------------------------------------------
+
+
+def _mb(value: int | None) -> str:
+    return "n/a" if value is None else f"{value / MB:,.0f}"
+
+
+def _s(value: float | None) -> str:
+    return "–" if value is None else f"{value:,.1f}"
+
+
+def _rate(value: float | None) -> str:
+    return "–" if value is None else f"{value:,.0f}"
+
+
+def _ratio(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}×"
+
+
+@dataclass
+class Target:
+    name: str
+    limit: str
+    measured: str
+    passed: bool | None  # None: not measurable in this run
+
+    @property
+    def verdict(self) -> str:
+        return "n/a" if self.passed is None else ("PASS" if self.passed else "FAIL")
+
+
+def targets(main: BaseResult, second: BaseResult | None) -> list[Target]:
+    out: list[Target] = []
+    full, inc, copy = main.full, main.increment, main.copy
+    if full and copy:
+        ratio = full.seconds / copy.typed.seconds
+        out.append(Target("full load ≤ 8× COPY", "8.00×", f"{ratio:.2f}× ({full.seconds:,.1f} s / "
+                                                         f"{copy.typed.seconds:,.1f} s)", ratio <= 8))
+    if full and inc:
+        share = inc.seconds / full.seconds
+        out.append(Target("1% increment ≤ 10% of the full load", "10.0%",
+                          f"{share:.1%} ({inc.seconds:,.1f} s / {full.seconds:,.1f} s)", share <= 0.10))
+    if inc and second and second.increment:
+        small, big = (main, second) if second.persons > main.persons else (second, main)
+        r = big.increment.seconds / small.increment.seconds
+        out.append(Target(f"increment at {big.persons:,} ≤ 1.5× the increment at {small.persons:,} (same change size)",
+                          "1.50×", f"{r:.2f}× ({big.increment.seconds:,.1f} s / {small.increment.seconds:,.1f} s)",
+                          r <= 1.5))
+    if full:
+        peak = max(s.python_peak or 0 for r in (full, inc) if r for s in r.top)
+        out.append(Target(f"Python peak ≤ 2 GB at {main.persons:,}", "2,048 MB", f"{peak / MB:,.0f} MB",
+                          peak <= 2048 * MB))
+        gate = full.stage("quality gate")
+        out.append(Target(f"quality gate on the {full.golden_rows:,}-row golden table ≤ 30 s", "30.0 s",
+                          f"{gate.seconds:,.1f} s", gate.seconds <= 30))
+    return out
+
+
+def run_rows(run: RunResult, copy_seconds: float | None) -> list[list[str]]:
+    """Rows of the stage table: top-level stages, then sub-steps indented."""
+    rows = []
+    for st in run.top:
+        note = ""
+        if st.detail.get("status"):
+            note = st.detail["status"]
+        if st.name == "quality gate":
+            note = "passed" if st.detail.get("passed") else f"FAILED: {', '.join(st.detail.get('blocking_failures', []))}"
+        rows.append([st.name, f"{st.rows:,}" if st.rows is not None else "–", _s(st.seconds),
+                     _rate(st.rows_per_second), _ratio(st.seconds / copy_seconds if copy_seconds else None),
+                     _mb(st.python_peak), _mb(st.pg_private_total), _mb(st.pg_private_max), note])
+        for sub in (s for s in run.stages if s.parent == st.name):
+            rows.append([f"  {sub.name}", f"{sub.rows:,}" if sub.rows is not None else "", _s(sub.seconds),
+                         _rate(sub.rows_per_second) if sub.rows is not None else "", "",
+                         _mb(sub.python_peak) if sub.python_peak else "",
+                         _mb(sub.pg_private_total) if sub.pg_private_total else "",
+                         _mb(sub.pg_private_max) if sub.pg_private_max else "", ""])
+    rate = run.received / run.seconds if run.seconds else None
+    rows.append(["total", f"{run.received:,}", _s(run.seconds), _rate(rate),
+                 _ratio(run.seconds / copy_seconds if copy_seconds else None),
+                 _mb(max(s.python_peak or 0 for s in run.top)),
+                 _mb(max((s.pg_private_total or 0 for s in run.top), default=None)),
+                 _mb(max((s.pg_private_max or 0 for s in run.top), default=None)),
+                 "accounting consistent" if run.accounting_consistent else "ACCOUNTING INCONSISTENT"])
+    return rows
+
+
+HEADER = ["stage", "rows", "seconds", "rows/s", "× COPY", "Python peak MB", "PG private MB (sum)",
+          "PG private MB (max backend)", "note"]
+
+
+def console_table(rows: list[list[str]], header: list[str] = HEADER) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = "  ".join("{:<%d}" % w if i in (0, len(header) - 1) else "{:>%d}" % w for i, w in enumerate(widths))
+    out = [line.format(*header), line.format(*("-" * w for w in widths))]
+    out += [line.format(*r) for r in rows]
+    return "\n".join(out)
+
+
+def md_table(rows: list[list[str]], header: list[str] = HEADER) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if i in (0, len(header) - 1) else "---:"
+                                                        for i in range(len(header))) + "|"]
+    for r in rows:
+        cells = [c.replace("  ", "&nbsp;&nbsp;", 1) if i == 0 and c.startswith("  ") else c for i, c in enumerate(r)]
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def console_report(results: list[BaseResult]) -> str:
+    parts = []
+    for base in results:
+        copy_s = base.copy.typed.seconds if base.copy else None
+        for run in (base.full, base.increment):
+            if run is None:
+                continue
+            parts.append(f"\n{run.label} (run {run.run_id}): {run.received:,} rows received, "
+                         f"{run.golden_rows:,} golden persons, status {run.status}")
+            parts.append(console_table(run_rows(run, copy_s)))
+        if base.copy:
+            parts.append(f"COPY reference: {base.copy.rows:,} rows, {base.copy.file_bytes / MB:,.0f} MB: typed "
+                         f"{base.copy.typed.seconds:,.1f} s, all-text {base.copy.text.seconds:,.1f} s")
+    main = next(b for b in results if b.role == "main")
+    second = next((b for b in results if b.role == "second"), None)
+    parts.append("\ntargets:")
+    for t in targets(main, second):
+        parts.append(f"  {t.verdict:4}  {t.name}: {t.measured} (limit {t.limit})")
+    return "\n".join(parts)
+
+
+def kept_section(path: Path) -> str | None:
+    if not path.is_file():
+        return None
+    text = path.read_text(encoding="utf-8")
+    if KEEP_BEGIN in text and KEEP_END in text:
+        return text[text.index(KEEP_BEGIN):text.index(KEEP_END) + len(KEEP_END)]
+    return None
+
+
+DEFAULT_KEPT = f"""{KEEP_BEGIN}
+## What each optimisation bought
+
+(Nothing recorded yet: each optimisation adds a line here — what changed, the stage, seconds before → after at
+the same N, and the commit.)
+{KEEP_END}"""
+
+
+def markdown(results: list[BaseResult], info: dict[str, Any], when: str, command: str, kept: str | None) -> str:
+    main = next(b for b in results if b.role == "main")
+    second = next((b for b in results if b.role == "second"), None)
+    s = info["postgresql_settings"]
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Written by `{command}` on {when}. Every figure below is from that one run; the hand-written section at "
+        "the end (what each optimisation bought) is kept when the file is rewritten. How to read and reproduce "
+        "it: [docs/scaling.md](docs/scaling.md).",
+        "",
+        "## Machine",
+        "",
+        f"- {info['cores']} cores ({info['physical_cores']} physical), {info['ram_bytes'] / 1024 ** 3:.1f} GiB RAM, "
+        f"CPU {info['cpu_model']}, {info['os']}, Python {info['python']}; load average at start "
+        f"{', '.join(map(str, info['load_average']))} (other work shares this machine)",
+        f"- PostgreSQL {info['postgresql']} on the same machine: shared_buffers {s['shared_buffers']}, work_mem "
+        f"{s['work_mem']} (reconciliation: 256MB), maintenance_work_mem {s['maintenance_work_mem']}, max_wal_size "
+        f"{s['max_wal_size']}, synchronous_commit {s['synchronous_commit']}, fsync {s['fsync']}, "
+        f"max_parallel_workers_per_gather {s['max_parallel_workers_per_gather']}, jit {s['jit']}",
+        "",
+        "## What was run",
+        "",
+        f"- N = {main.persons:,} simulated residents (seed {info.get('seed')}), all 7 sources "
+        "of config/population_sources.yaml: 前置库 tables (psb_hukou, hrss_employment), CSV/XLSX/XML file drops "
+        "and the paged HTTP API (served from a thread of the benchmark process), with the simulator's default "
+        "defect rates (so quarantine, duplicates, evidence matching and the review queue all run).",
+        "- Day 0 is the full first extract; day 1 the daily increment, its ChangeRates scaled so that its rows are "
+        "about 1% of day 0's. Each day runs the stages the DAG's tasks run (`pipelines.population.flow`), "
+        "one after the other, without the scheduler; a CHECKPOINT precedes each timed phase.",
+        "- Stages: **extract** = `stage_source` for every source (rows received); **validate** = `validate_run` "
+        "(rows checked); **reconcile** = `reconcile_run`, every SQL step of sql/population/ and "
+        "pipelines/reconcile/survivorship.py timed (rows received); **quality gate** = `run_gate` over the whole "
+        "golden tables, Data Docs and scorecard included (rows = golden persons); **publish**. rows/s = rows / "
+        "seconds; × COPY = seconds / the COPY reference's seconds.",
+        "- Memory: Python peak = the benchmark process's RSS (sampled every 0.1 s, backed by ru_maxrss); the "
+        "simulator runs in a child process and is not counted. PG private = RSS minus shared pages of the "
+        "postmaster's children (backends, autovacuum, checkpointer…): the sum over all of them, and the largest "
+        "single one; shared_buffers are not in it.",
+    ]
+    if main.copy:
+        c = main.copy
+        lines += [
+            f"- **COPY reference**: the {c.rows:,} rows staged by the full load (`staging.population_record`, the "
+            f"{len(info.get('copy_columns', [])) or 32} columns a source adapter writes: run_id, source_id, seq, "
+            "department, source_key, source_updated_at, row_hash, origin, the 22 canonical fields as text, payload, "
+            f"parse_error), exported once to a {c.file_bytes / MB:,.0f} MB file in COPY text format, then "
+            "`COPY … FROM STDIN` streamed from that file by the client in 1 MiB blocks into an empty plain (logged) "
+            "heap table without key, index, default or constraint, in one committed transaction. **typed**: the "
+            "table has staging's column types (jsonb payload, timestamptz, bigint) — the reference the ratios use; "
+            "**all-text**: every column text.",
+        ]
+    if second:
+        how = "4×" if second.persons > main.persons else "¼ of"
+        lines.append(
+            f"- Second base size: {second.persons:,} residents ({how} N), full load then an increment of the "
+            f"same absolute size as at N (ChangeRates × {second.change_scale:.3g} instead of × "
+            f"{main.change_scale:.3g}), to show that the increment's cost follows the change, not the base.")
+    if main.maintenance_seconds is not None:
+        lines.append(f"- Between the full load and the increment: `VACUUM (ANALYZE)` of the warehouse "
+                     f"({main.maintenance_seconds:,.1f} s at N, not counted in either), standing in for the "
+                     "autovacuum that runs between two nightly runs.")
+
+    lines += ["", "## Targets", "", "| target | limit | measured | verdict |", "|---|---:|---:|---|"]
+    for t in targets(main, second):
+        lines.append(f"| {t.name} | {t.limit} | {t.measured} | **{t.verdict}** |")
+    if main.persons != 1_000_000:
+        lines += ["", f"(The targets are set for N = 1,000,000; this run had N = {main.persons:,}.)"]
+
+    for base in sorted(results, key=lambda b: b.role != "main"):
+        copy_s = base.copy.typed.seconds if base.copy else None
+        lines += ["", f"## {base.persons:,} residents" + (" (N)" if base.role == "main" else ""), ""]
+        rows0, rows1 = base.sim_rows.get(0, 0), base.sim_rows.get(1, 0)
+        share = base.increment_share
+        lines.append(f"Simulated departments: day 0 {rows0:,} rows, day 1 {rows1:,} rows "
+                     f"({share:.2%} of day 0; events {_events(base.sim_events.get(1, {}))}), written in "
+                     f"{base.simulate_seconds:,.1f} s (not part of the pipeline)." if share is not None else "")
+        if base.copy:
+            c = base.copy
+            lines += ["", f"COPY reference: {c.rows:,} rows ({c.file_bytes / MB:,.0f} MB): typed "
+                          f"**{c.typed.seconds:,.1f} s** ({c.rows / c.typed.seconds:,.0f} rows/s), all-text "
+                          f"{c.text.seconds:,.1f} s ({c.rows / c.text.seconds:,.0f} rows/s)."]
+        for run in (base.full, base.increment):
+            if run is None:
+                continue
+            lines += ["", f"### {run.label.split(' ', 1)[1]} — run {run.run_id}, {run.received:,} rows received, "
+                          f"{run.golden_rows:,} golden persons, {run.history_rows:,} history rows, database "
+                          f"{run.database_bytes / 1024 ** 3:,.2f} GiB after it", ""]
+            lines.append(md_table(run_rows(run, copy_s)))
+            acc = {k: sum(a[k] for a in run.accounting.values()) for k in ("received", "merged", "quarantined",
+                                                                           "duplicates")}
+            lines += ["", f"Row accounting: received {acc['received']:,} = merged {acc['merged']:,} + quarantined "
+                          f"{acc['quarantined']:,} + duplicates {acc['duplicates']:,} "
+                          f"({'consistent' if run.accounting_consistent else 'INCONSISTENT'} with the extract "
+                          f"counts and the staged rows)."]
+            slow = _slowest_statements(run)
+            if slow:
+                lines += ["", "Slowest SQL statements of the reconciliation:", ""]
+                lines += [f"- {t:,.1f} s, {n:,} rows — `{q}`" for q, n, t in slow]
+    lines += ["", kept or DEFAULT_KEPT, ""]
+    return "\n".join(lines)
+
+
+def _events(events: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v:,}" for k, v in events.items() if v) or "none"
+
+
+def _slowest_statements(run: RunResult, n: int = 5) -> list[tuple[str, int, float]]:
+    found = []
+    for st in run.stages:
+        if st.parent == "reconcile":
+            for s in st.detail.get("statements", []):
+                found.append((s["sql"][:110] + ("…" if len(s["sql"]) > 110 else ""), s["rows"], s["seconds"]))
+    return sorted(found, key=lambda x: -x[2])[:n]

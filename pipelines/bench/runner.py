@@ -1,0 +1,447 @@
+"""The benchmark's phases: fresh databases, simulated departments, the pipeline's stages day by day, the COPY
+reference. Every stage calls the same functions as the DAG's tasks (``pipelines.population.flow``), with the
+benchmark's own databases, landing folder, API and reports passed explicitly, so nothing touches the demo's.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import multiprocessing
+import shutil
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any, Callable
+from zoneinfo import ZoneInfo
+
+from psycopg import sql
+from sqlalchemy import URL
+
+from pipelines.bench.measure import Sampler, Stage, measured, postmaster_process
+from pipelines.warehouse import connect
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+# Share of day 1's source rows in day 0's at the simulator's default ChangeRates (measured: 311 / 40,244 rows at
+# 20,000 persons, 15.6k / 2.0M at 1,000,000): the increment's rates are the defaults scaled by share / this.
+DEFAULT_DAY1_ROW_SHARE = 0.0077
+
+# Per run: extract (one step per source) + validate + reconcile + quality gate + finish + publish.
+STAGES_PER_RUN_FIXED = 5
+
+
+def day_interval(day: date) -> tuple[datetime, datetime]:
+    start = datetime(day.year, day.month, day.day, tzinfo=SHANGHAI)
+    return start, start + timedelta(days=1)
+
+
+def publish_available() -> bool:
+    """pipelines.publish (issue 3) with the steps the publish_population DAG calls."""
+    try:
+        return importlib.util.find_spec("pipelines.publish.dag_steps") is not None
+    except ImportError:
+        return False
+
+
+@dataclass
+class Paths:
+    root: Path
+
+    @property
+    def landing(self) -> Path:
+        return self.root / "landing"
+
+    @property
+    def api(self) -> Path:
+        return self.root / "api"
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def copy_file(self) -> Path:
+        return self.root / "copy_reference.tsv"
+
+
+@dataclass
+class RunResult:
+    label: str
+    day: int
+    run_id: int
+    stages: list[Stage]
+    received: int
+    accounting: dict[str, dict[str, int]]
+    extract_received: dict[str, int]
+    staged: int
+    gate_passed: bool | None
+    golden_rows: int
+    history_rows: int
+    database_bytes: int
+    status: str
+
+    @property
+    def top(self) -> list[Stage]:
+        return [s for s in self.stages if s.parent is None]
+
+    def stage(self, name: str) -> Stage | None:
+        return next((s for s in self.stages if s.name == name and s.parent is None), None)
+
+    @property
+    def seconds(self) -> float:
+        return sum(s.seconds for s in self.top)
+
+    @property
+    def accounting_consistent(self) -> bool:
+        sums = {k: sum(a[k] for a in self.accounting.values()) for k in ("received", "merged", "quarantined",
+                                                                          "duplicates")}
+        return (
+            sums["received"] == self.received == self.staged == sum(self.extract_received.values())
+            and sums["received"] == sums["merged"] + sums["quarantined"] + sums["duplicates"]
+            and set(self.accounting) == set(self.extract_received)
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label, "day": self.day, "run_id": self.run_id, "seconds": round(self.seconds, 3),
+            "received": self.received, "staged": self.staged, "accounting": self.accounting,
+            "extract_received": self.extract_received, "accounting_consistent": self.accounting_consistent,
+            "gate_passed": self.gate_passed, "golden_rows": self.golden_rows, "history_rows": self.history_rows,
+            "database_bytes": self.database_bytes, "status": self.status,
+            "stages": [s.as_dict() for s in self.stages],
+        }
+
+
+@dataclass
+class CopyResult:
+    rows: int
+    file_bytes: int
+    export_seconds: float
+    typed: Stage
+    text: Stage
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows, "file_bytes": self.file_bytes, "export_seconds": round(self.export_seconds, 3),
+                "typed": self.typed.as_dict(), "text": self.text.as_dict()}
+
+
+@dataclass
+class BaseResult:
+    persons: int
+    role: str                      # "main" (N) or "second" (the other base size)
+    change_scale: float            # ChangeRates multiplier of day 1
+    simulate_seconds: float
+    sim_rows: dict[int, int]       # rows the departments wrote, per day
+    sim_events: dict[int, dict[str, int]]
+    sim_unreadable: dict[int, int] = field(default_factory=dict)  # rows inside files that cannot be parsed at all
+    full: RunResult | None = None
+    increment: RunResult | None = None
+    copy: CopyResult | None = None
+    maintenance_seconds: float | None = None
+    databases: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def increment_share(self) -> float | None:
+        if not self.sim_rows.get(0):
+            return None
+        return self.sim_rows.get(1, 0) / self.sim_rows[0]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "persons": self.persons, "role": self.role, "change_scale": self.change_scale,
+            "simulate_seconds": round(self.simulate_seconds, 3), "sim_rows": self.sim_rows,
+            "sim_events": self.sim_events, "sim_unreadable": self.sim_unreadable,
+            "increment_share": self.increment_share,
+            "full": self.full.as_dict() if self.full else None,
+            "increment": self.increment.as_dict() if self.increment else None,
+            "copy": self.copy.as_dict() if self.copy else None,
+            "maintenance_seconds": self.maintenance_seconds, "databases": self.databases,
+        }
+
+
+# --- databases and simulated departments -----------------------------------------------------------------------
+
+
+def recreate_database(admin: URL, name: str) -> None:
+    with connect(admin, autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def drop_database(admin: URL, name: str) -> None:
+    with connect(admin, autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+
+
+def scaled_changes(scale: float):
+    from dataclasses import fields
+
+    from pipelines.simulate import ChangeRates
+
+    base = ChangeRates()
+    return ChangeRates(**{f.name: getattr(base, f.name) * scale for f in fields(ChangeRates)})
+
+
+def _generate(kwargs: dict) -> dict:
+    """In a child process (spawn), so the simulator's memory never counts against the pipeline's peak."""
+    from pipelines import simulate
+
+    manifest = simulate.generate(**kwargs)
+    return {
+        "rows": {d: sum(s["rows"] for s in e["sources"].values()) for d, e in manifest.days.items()},
+        "unreadable": {d: sum(s["rows_unreadable"] for s in e["sources"].values()) for d, e in manifest.days.items()},
+        "events": {d: dict(e["events"]) for d, e in manifest.days.items()},
+    }
+
+
+def simulate_departments(persons: int, seed: int, start: date, paths: Paths, frontdb: URL, scale: float) -> dict:
+    kwargs = dict(persons=persons, days=1, seed=seed, start=start, landing_dir=paths.landing, api_dir=paths.api,
+                  frontdb_url=frontdb, changes=scaled_changes(scale))
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_generate, kwargs).result()
+
+
+# --- one run of the pipeline (one data interval), stage by stage ----------------------------------------------------
+
+
+@dataclass
+class Context:
+    url: URL
+    frontdb: URL
+    api_url: str
+    paths: Paths
+    sampler: Sampler
+    tick: Callable[[str], None]
+    note: Callable[[str], None] = print
+
+    def done(self, label: str, stage: Stage) -> None:
+        rows = f", {stage.rows:,} {stage.rows_label}" if stage.rows is not None else ""
+        self.note(f"{label}: {stage.name} {stage.seconds:,.1f} s{rows}")
+
+
+def run_day(ctx: Context, day: date, index: int, label: str) -> RunResult:
+    """The stages of ``flow`` for the interval of ``day``, each measured: extract (per source), validate,
+    reconcile (per SQL step), quality gate, publish."""
+    from pipelines.population import flow
+    from pipelines.population.validate import validate_run
+    from pipelines.quality.gate import run_gate
+    from pipelines.reconcile.merge import reconcile_run
+    from pipelines.registry import load_sources
+    from pipelines.runs import close_run, open_run
+    from pipelines.sources import stage_source
+
+    start, end = day_interval(day)
+    run_id = open_run("population", start, end, "bench", None, url=ctx.url)
+    stages: list[Stage] = []
+    sampler = ctx.sampler
+
+    with measured(sampler, "extract", stages) as extract:
+        received = 0
+        for src in load_sources():
+            with measured(sampler, src.id, stages, parent="extract") as sub:
+                r = stage_source(src.id, run_id, start, end, ctx.url, landing_dir=ctx.paths.landing,
+                                 api_url=ctx.api_url, frontdb_url=ctx.frontdb)
+                sub.rows, sub.rows_label = r["received"], "received"
+                sub.detail = {"kind": src.kind, "files": r["files"], "quarantined_files": r["quarantined_files"]}
+            received += r["received"]
+            ctx.tick(f"{label}: extract {src.id}")
+        extract.rows, extract.rows_label = received, "received"
+    ctx.done(label, extract)
+
+    parts: list[tuple[str, float]] = []
+    with measured(sampler, "validate", stages) as validate:
+        v = validate_run(run_id, end.date(), ctx.url, on_step=lambda n, s: parts.append((n, s)))
+        validate.rows, validate.rows_label, validate.detail = v["checked"], "checked", dict(v)
+    stages.extend(Stage(n, s, parent="validate") for n, s in parts)
+    ctx.done(label, validate)
+    ctx.tick(f"{label}: validate")
+
+    steps: list[tuple[str, float, list]] = []
+    with measured(sampler, "reconcile", stages) as reconcile:
+        accounting = reconcile_run(run_id, ctx.url, on_step=lambda n, s, st: steps.append((n, s, st)))
+        reconcile.rows, reconcile.rows_label = received, "received"
+        reconcile.detail = {"merged": sum(a["merged"] for a in accounting.values())}
+    ctx.done(label, reconcile)
+    for name, seconds, statements in steps:
+        stages.append(Stage(name, seconds, parent="reconcile", detail={
+            "statements": [{"sql": " ".join(text.split())[:160], "rows": n, "seconds": round(t, 3)}
+                           for text, n, t in statements]}))
+    ctx.tick(f"{label}: reconcile")
+
+    with measured(sampler, "quality gate", stages) as gate:
+        result = run_gate(run_id, url=ctx.url, reports_dir=ctx.paths.reports)
+        with connect(ctx.url) as conn:
+            golden = conn.execute("SELECT count(*) FROM population.person").fetchone()[0]
+        gate.rows, gate.rows_label = golden, "golden persons"
+        gate.detail = {"passed": result.passed, "blocking_failures": [f.expectation for f in result.blocking_failures],
+                       "warnings": [f.expectation for f in result.warnings],
+                       "gate_seconds": result.seconds}
+    stages.extend(Stage(s.suite, s.seconds, parent="quality gate") for s in result.suites)
+    ctx.done(label, gate)
+    ctx.tick(f"{label}: quality gate")
+
+    status = "success" if result.passed else "blocked"
+    if result.passed:  # the DAG's publish_golden task: close the run, summary and department reports
+        with measured(sampler, "finish", stages) as finish:
+            summary = flow.finish(run_id)
+            finish.rows, finish.rows_label = received, "received"
+            finish.detail = {"department_reports": len(summary["department_reports"])}
+        ctx.done(label, finish)
+    else:
+        close_run(run_id, status, url=ctx.url)
+        stages.append(Stage("finish", 0.0, detail={"status": "not run: the gate blocked the run"}))
+    ctx.tick(f"{label}: finish")
+
+    if not publish_available():
+        stages.append(Stage("publish", 0.0, detail={"status": "not yet available (pipelines.publish, issue 3)"}))
+    elif not result.passed:
+        stages.append(Stage("publish", 0.0, detail={"status": "not run: the gate blocked the run"}))
+    else:
+        with measured(sampler, "publish", stages) as publish:
+            publish.detail = run_publish()
+            publish.rows, publish.rows_label = golden, "golden persons"
+        ctx.done(label, publish)
+    ctx.tick(f"{label}: publish")
+
+    with connect(ctx.url) as conn:
+        acc_rows = conn.execute(
+            "SELECT source_id, received, merged, quarantined, duplicates FROM audit.row_accounting WHERE run_id = %s",
+            (run_id,)).fetchall()
+        extracted = dict(conn.execute(
+            "SELECT source_id, received FROM audit.extract WHERE run_id = %s", (run_id,)).fetchall())
+        staged = conn.execute("SELECT count(*) FROM staging.population_record WHERE run_id = %s",
+                              (run_id,)).fetchone()[0]
+        history = conn.execute("SELECT count(*) FROM population.person_history").fetchone()[0]
+        size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+    acc = {r[0]: {"received": r[1], "merged": r[2], "quarantined": r[3], "duplicates": r[4]} for r in acc_rows}
+    return RunResult(label, index, run_id, stages, received, acc, extracted, staged, result.passed, golden, history,
+                     size, status)
+
+
+def run_publish() -> dict:
+    """Publication (pipelines.publish, issue 3): what the publish_population DAG's tasks call."""
+    return {"status": "available, but the benchmark does not call it yet"}
+
+
+# --- the physical reference ----------------------------------------------------------------------------------------
+
+
+def copy_reference(ctx: Context, run_id: int, columns: list[str]) -> CopyResult:
+    """COPY the run's staged rows (the columns a source adapter writes) out to a file, then time a plain COPY of
+    that file into an empty table: once with staging's column types (jsonb payload, timestamptz, bigint), once with
+    every column text. Plain (logged) heap tables, no key, index, default or constraint; the COPY is one
+    transaction, committed; the client streams the file in 1 MiB blocks."""
+    path = ctx.paths.copy_file
+    cols = sql.SQL(", ").join(map(sql.Identifier, columns))
+    t0 = time.perf_counter()
+    with connect(ctx.url) as conn, path.open("wb") as fh:
+        with conn.cursor() as cur, cur.copy(sql.SQL(
+                "COPY (SELECT {} FROM staging.population_record WHERE run_id = {} ORDER BY source_id, seq) TO STDOUT"
+        ).format(cols, sql.Literal(run_id))) as cp:
+            for block in cp:
+                fh.write(block)
+    export_seconds = time.perf_counter() - t0
+    with connect(ctx.url, autocommit=True) as conn:
+        rows = conn.execute("SELECT count(*) FROM staging.population_record WHERE run_id = %s", (run_id,)).fetchone()[0]
+        conn.execute("DROP SCHEMA IF EXISTS bench_reference CASCADE")
+        conn.execute("CREATE SCHEMA bench_reference")
+        conn.execute(sql.SQL("CREATE TABLE bench_reference.typed AS SELECT {} FROM staging.population_record "
+                             "WITH NO DATA").format(cols))
+        conn.execute(sql.SQL("CREATE TABLE bench_reference.text ({})").format(
+            sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(c)) for c in columns)))
+    results = {}
+    for table in ("typed", "text"):
+        with connect(ctx.url, autocommit=True) as conn:
+            conn.execute("CHECKPOINT")
+        holder: list[Stage] = []
+        with measured(ctx.sampler, f"COPY ({table})", holder) as st, connect(ctx.url) as conn:
+            with conn.transaction(), conn.cursor() as cur, cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(
+                    sql.Identifier("bench_reference", table), cols)) as cp, path.open("rb") as fh:
+                while block := fh.read(1 << 20):
+                    cp.write(block)
+            st.rows, st.rows_label = rows, "rows"
+        results[table] = holder[0]
+        ctx.done("COPY reference", holder[0])
+    size = path.stat().st_size
+    with connect(ctx.url, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA bench_reference CASCADE")
+    path.unlink()
+    ctx.tick("COPY reference")
+    return CopyResult(rows, size, export_seconds, results["typed"], results["text"])
+
+
+def maintenance(url: URL) -> float:
+    """What autovacuum would have done between two nightly runs: VACUUM ANALYZE (timed, reported apart)."""
+    t0 = time.perf_counter()
+    with connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM (ANALYZE)")
+    return time.perf_counter() - t0
+
+
+def checkpoint(url: URL) -> None:
+    with connect(url, autocommit=True) as conn:
+        conn.execute("CHECKPOINT")
+
+
+# --- one base size: simulate, full load, COPY, increment ------------------------------------------------------------
+
+
+def bench_base(persons: int, role: str, *, seed: int, start: date, scale: float, root: Path,
+               sampler_interval: float, tick: Callable[[str], None], with_copy: bool,
+               vacuum_between: bool, note: Callable[[str], None] = print) -> BaseResult:
+    """Run in the benchmark's worker process, whose environment names the benchmark's own databases, landing
+    folder, API and reports (see pipelines.bench.worker): everything, including code that reads ``settings``,
+    works on those."""
+    from pipelines.settings import settings
+    from pipelines.simulate.api import start_in_thread
+    from pipelines.sources.records import COPY_COLUMNS
+    from pipelines.warehouse import migrate
+
+    url, frontdb = settings.warehouse_url, settings.frontdb_url
+    paths = Paths(root)
+    if settings.landing_dir != paths.landing or settings.sim_api_dir != paths.api:
+        raise RuntimeError("bench_base runs in the worker process, with LANDING_DIR and SIM_API_DIR under its root")
+    admin = url.set(database="postgres")
+    shutil.rmtree(paths.root, ignore_errors=True)
+    paths.root.mkdir(parents=True)
+    recreate_database(admin, url.database)
+    recreate_database(admin, frontdb.database)
+    migrate(url)
+
+    t0 = time.perf_counter()
+    sim = simulate_departments(persons, seed, start, paths, frontdb, scale)
+    result = BaseResult(persons, role, scale, time.perf_counter() - t0, sim["rows"], sim["events"],
+                        sim["unreadable"], databases={"warehouse": url.database, "frontdb": frontdb.database})
+    tick(f"{persons:,}: simulate")
+    note(f"{persons:,}: simulated {sim['rows'].get(0, 0):,} + {sim['rows'].get(1, 0):,} rows in "
+         f"{result.simulate_seconds:,.1f} s")
+
+    with connect(url) as conn:
+        postmaster = postmaster_process(conn)
+    sampler = Sampler(postmaster, sampler_interval).start()
+    stop_api = start_in_thread(settings.sim_api_url, paths.api)
+    try:
+        ctx = Context(url, frontdb, stop_api.url, paths, sampler, tick, note)
+        checkpoint(url)
+        result.full = run_day(ctx, start, 0, f"{persons:,} full load")
+        if with_copy:
+            result.copy = copy_reference(ctx, result.full.run_id, COPY_COLUMNS)
+        if vacuum_between:
+            result.maintenance_seconds = maintenance(url)
+            note(f"{persons:,}: VACUUM (ANALYZE) {result.maintenance_seconds:,.1f} s")
+        checkpoint(url)
+        result.increment = run_day(ctx, start + timedelta(days=1), 1, f"{persons:,} increment")
+    finally:
+        stop_api()
+        sampler.stop()
+    return result

@@ -1,0 +1,123 @@
+"""The benchmark at a small N: it completes and reports sane figures (never timings: those depend on the machine).
+
+One run of ``python -m pipelines bench`` at 2,000 residents with a second base of 500, in databases of its own
+(prefix ``bench_test_<worker>``), files and report under tmp_path. Checks: every stage of every run is reported
+with rows and rows/s > 0, the row accounting adds up and agrees with what the departments wrote, the increment is
+about 1% of the full load, the COPY reference was timed, memory was sampled, BENCHMARKS.md was written with the
+machine, the tables and the targets, its hand-written section was kept, and the benchmark's databases are gone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+import pytest
+
+from pipelines import bench
+from pipelines.bench.report import KEEP_BEGIN, KEEP_END
+from pipelines.warehouse import connect
+
+pytestmark = pytest.mark.integration
+
+PIPELINE_STAGES = ["extract", "validate", "reconcile", "quality gate", "finish"]
+
+
+@pytest.fixture(scope="module")
+def bench_run(tmp_path_factory, warehouse_db):
+    tmp = tmp_path_factory.mktemp("bench")
+    out = tmp / "BENCHMARKS.md"
+    out.write_text(f"# old\n\n{KEEP_BEGIN}\n## What each optimisation bought\n\n- a note kept by hand\n{KEEP_END}\n",
+                   encoding="utf-8")
+    prefix = f"bench_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    args = parser.parse_args([
+        "--persons", "2000", "--second-base", "0.25", "--prefix", prefix, "--work-dir", str(tmp / "work"),
+        "--output", str(out), "--json", str(tmp / "bench.json"), "--no-progress",
+    ])
+    rc = bench.main(args)
+    return {"rc": rc, "out": out, "data": json.loads((tmp / "bench.json").read_text()), "prefix": prefix,
+            "work": tmp / "work", "url": warehouse_db}
+
+
+def test_completes_at_both_base_sizes(bench_run):
+    assert bench_run["rc"] == 0
+    results = bench_run["data"]["results"]
+    assert [(r["persons"], r["role"]) for r in results] == [(2000, "main"), (500, "second")]
+
+
+def test_every_stage_reported_with_positive_throughput(bench_run):
+    for base in bench_run["data"]["results"]:
+        for run in (base["full"], base["increment"]):
+            top = {s["name"]: s for s in run["stages"] if s["parent"] is None}
+            assert list(top) == [*PIPELINE_STAGES, "publish"]
+            for name in PIPELINE_STAGES:
+                stage = top[name]
+                assert stage["seconds"] > 0, (base["persons"], run["label"], name)
+                assert stage["rows"] > 0 and stage["rows_per_second"] > 0, (base["persons"], run["label"], name)
+                assert stage["python_peak_bytes"] > 50 * 1024 * 1024  # a Python process with pandas loaded
+            subs = {s["parent"] for s in run["stages"] if s["parent"]}
+            assert {"extract", "validate", "reconcile", "quality gate"} <= subs
+            extract_subs = [s for s in run["stages"] if s["parent"] == "extract"]
+            assert len(extract_subs) == 7 and sum(s["rows"] for s in extract_subs) == top["extract"]["rows"]
+            steps = [s["name"] for s in run["stages"] if s["parent"] == "reconcile"]
+            assert steps[0] == "population/10_candidates.sql" and steps[-1] == "population/90_accounting.sql"
+            assert top["quality gate"]["detail"]["passed"] is True
+            assert top["quality gate"]["rows"] == run["golden_rows"] > 0
+
+
+def test_accounting_consistent_and_matches_what_departments_wrote(bench_run):
+    for base in bench_run["data"]["results"]:
+        for day, run in ((0, base["full"]), (1, base["increment"])):
+            assert run["accounting_consistent"] is True
+            acc = run["accounting"]
+            received = sum(a["received"] for a in acc.values())
+            assert received == run["received"] == run["staged"]
+            assert received == sum(a["merged"] + a["quarantined"] + a["duplicates"] for a in acc.values())
+            assert set(acc) == set(run["extract_received"]) and len(acc) == 7
+            # every row the simulated departments wrote is received, except those inside the malformed file of
+            # day 1 (a file that cannot be parsed is quarantined whole, in quarantine.source_file)
+            written, unreadable = int(base["sim_rows"][str(day)]), int(base["sim_unreadable"][str(day)])
+            assert received == written - unreadable and unreadable <= written * 0.05
+        full, inc = base["full"], base["increment"]
+        assert inc["received"] < full["received"] * 0.1
+        assert inc["run_id"] == full["run_id"] + 1 and inc["golden_rows"] >= full["golden_rows"]
+    main, second = bench_run["data"]["results"]
+    assert 0.004 <= main["increment_share"] <= 0.02  # about 1% of day 0's rows at N (small-N noise allowed)
+    # the second base gets an increment of about the same absolute size, not the same share
+    assert second["change_scale"] == pytest.approx(main["change_scale"] * 4)
+
+
+def test_copy_reference_timed_on_the_staged_rows(bench_run):
+    main, second = bench_run["data"]["results"]
+    for base in (main, second):
+        copy = base["copy"]
+        assert copy["rows"] == base["full"]["staged"]
+        assert copy["file_bytes"] > copy["rows"] * 100
+        for variant in ("typed", "text"):
+            assert copy[variant]["seconds"] > 0 and copy[variant]["rows"] == copy["rows"]
+
+
+def test_benchmarks_md_written_with_machine_tables_targets_and_kept_section(bench_run):
+    text = bench_run["out"].read_text(encoding="utf-8")
+    assert text.startswith("# Benchmarks")
+    assert f"{os.cpu_count()} cores" in text and "PostgreSQL 1" in text
+    assert "N = 2,000 simulated residents" in text
+    assert "## 2,000 residents (N)" in text and "## 500 residents" in text
+    assert text.count("| stage | rows | seconds | rows/s | × COPY |") == 4
+    for target in ("full load ≤ 8× COPY", "1% increment ≤ 10% of the full load", "≤ 1.5× the increment",
+                   "Python peak ≤ 2 GB", "quality gate on the"):
+        line = next(l for l in text.splitlines() if target in l)
+        assert "**PASS**" in line or "**FAIL**" in line
+    assert "- a note kept by hand" in text and text.count(KEEP_BEGIN) == 1
+    assert "# old" not in text
+
+
+def test_databases_and_files_removed(bench_run):
+    with connect(bench_run["url"]) as conn:
+        left = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s",
+                            (bench_run["prefix"] + "%",)).fetchall()
+    assert left == []
+    assert not (bench_run["work"] / "2000").exists() and not (bench_run["work"] / "500").exists()
