@@ -1,22 +1,33 @@
 -- Records without a usable ID: matched on name + birth date + sex + district against the current statements of
 -- every department (this run's ID-matched records included), only when exactly one person fits. Anything else
 -- waits in the review queue (and in quarantine, so that the row accounting holds) — never merged by guess.
+-- Set-based: the records to match are joined to the current statements (index source_record_evidence, so an
+-- increment probes rather than scans) and to this run's candidates (a hash join: one pass however many records
+-- lack an ID).
+CREATE TEMP TABLE evidence_query ON COMMIT DROP AS
+SELECT source_id, seq, name, birth_date, sex, coalesce(residence_division, hukou_division) AS division
+FROM candidate
+WHERE id_number IS NULL;
+ANALYZE evidence_query;
+
 CREATE TEMP TABLE evidence_match ON COMMIT DROP AS
-SELECT c.source_id, c.seq,
+SELECT q.source_id, q.seq,
        array_agg(DISTINCT m.person_id) FILTER (WHERE m.person_id IS NOT NULL) AS candidates
-FROM candidate c
-LEFT JOIN LATERAL (
-    SELECT sr.person_id FROM population.source_record sr
-    WHERE sr.is_current AND sr.name = c.name AND sr.birth_date = c.birth_date AND sr.sex = c.sex
-      AND coalesce(c.residence_division, c.hukou_division) IN (sr.residence_division, sr.hukou_division)
-    UNION
-    SELECT c2.person_id FROM candidate c2
-    WHERE c2.person_id IS NOT NULL AND c2.name = c.name AND c2.birth_date = c.birth_date AND c2.sex = c.sex
-      AND coalesce(c.residence_division, c.hukou_division) IN (c2.residence_division, c2.hukou_division)
-) m ON c.name IS NOT NULL AND c.birth_date IS NOT NULL AND c.sex IS NOT NULL
-      AND coalesce(c.residence_division, c.hukou_division) IS NOT NULL
-WHERE c.id_number IS NULL
-GROUP BY c.source_id, c.seq;
+FROM evidence_query q
+LEFT JOIN (
+    SELECT e.source_id, e.seq, sr.person_id
+    FROM evidence_query e
+    JOIN population.source_record sr
+      ON sr.is_current AND sr.name = e.name AND sr.birth_date = e.birth_date AND sr.sex = e.sex
+     AND e.division IN (sr.residence_division, sr.hukou_division)
+    UNION ALL
+    SELECT e.source_id, e.seq, c2.person_id
+    FROM evidence_query e
+    JOIN candidate c2
+      ON c2.person_id IS NOT NULL AND c2.name = e.name AND c2.birth_date = e.birth_date AND c2.sex = e.sex
+     AND e.division IN (c2.residence_division, c2.hukou_division)
+) m ON m.source_id = q.source_id AND m.seq = q.seq
+GROUP BY q.source_id, q.seq;
 
 UPDATE candidate c SET person_id = e.candidates[1], match_method = 'evidence'
 FROM evidence_match e
