@@ -29,7 +29,6 @@ def statements(authorities) -> list[tuple[str, str]]:
 
     out = [(name, sql_file(name)) for name in merge.STEPS]
     out += [("survivorship.golden_query", survivorship.golden_query(authorities)),
-            ("survivorship.golden_hash", survivorship.golden_hash()),
             ("survivorship.scd2_merge", survivorship.scd2_merge()),
             ("survivorship.discrepancy_query", survivorship.discrepancy_query(authorities)),
             ("population/90_accounting.sql", sql_file("population/90_accounting.sql"))]
@@ -56,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="write the plans here (default: stdout)")
     ap.add_argument("--min", type=float, default=0.5, help="plans of statements at least this slow (seconds)")
     ap.add_argument("--commit", action="store_true", help="commit instead of rolling back")
+    ap.add_argument("--time-only", action="store_true", help="run the statements without EXPLAIN (timings only)")
     args = ap.parse_args(argv)
 
     from pipelines.registry import load_authority
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         for step, script in statements(load_authority()):
             step_total = 0.0
             for body in split(conn, script):
-                explain = bool(_EXPLAINABLE.match(body))
+                explain = bool(_EXPLAINABLE.match(body)) and not args.time_only
                 t0 = time.perf_counter()
                 cur = conn.execute(("EXPLAIN (ANALYZE, BUFFERS) " if explain else "") + body,
                                    params if "%(" in body else None)
@@ -85,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
                 if explain and seconds >= args.min:
                     plan = "\n".join(r[0] for r in cur.fetchall())
                     plans.append(f"-- {step}: {seconds:.2f} s\n{body}\n\n{plan}\n")
+                    if args.out:  # as it goes, so an interrupted run keeps what it measured
+                        args.out.write_text("\n\n".join(plans), encoding="utf-8")
             total += step_total
             print(f"{step_total:8.2f} s  {step} (step)", flush=True)
         print(f"{total:8.2f} s  total", flush=True)

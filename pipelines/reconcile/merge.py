@@ -30,8 +30,11 @@ STEPS = [
 ]
 
 
-# Session settings of the reconciliation's transaction.
-SESSION_SETTINGS = {"work_mem": "256MB"}
+# Session settings of the reconciliation's transaction. temp_buffers: the temporary tables (candidate, golden, …)
+# live in the backend's own buffers, 8 MB by default, too few for a full load's candidates (≈ 600 MB at 1M
+# residents), which then go to and from the OS at every statement; memory is taken only as the tables grow. It
+# must be set before the session first touches a temporary table, hence here, first thing in the transaction.
+SESSION_SETTINGS = {"temp_buffers": "1GB", "work_mem": "256MB"}
 
 
 class AccountingError(RuntimeError):
@@ -62,7 +65,6 @@ def reconcile_run(run_id: int, url: URL | None = None,
         for name in STEPS:
             step(name, sql_file(name))
         step("survivorship.golden_query", survivorship.golden_query(authorities))
-        step("survivorship.golden_hash", survivorship.golden_hash())
         step("survivorship.scd2_merge", survivorship.scd2_merge())
         step("survivorship.discrepancy_query", survivorship.discrepancy_query(authorities))
         try:

@@ -50,21 +50,17 @@ def golden_query(authorities: list[AttributeAuthority]) -> sql.Composed:
                 ordering=ordering, flt=flt, name=sql.Identifier(f"src_{auth.attribute}")
             )
         )
+    # row_hash: the hash of the person's identity and values (what SCD2 compares), taken on the way in
     return sql.SQL(
         "CREATE TEMP TABLE golden ON COMMIT DROP AS "
-        "SELECT sr.person_id, {parts}, min(sr.source_updated_at) AS first_update, "
+        "SELECT a.*, CASE WHEN p.person_id IS NOT NULL "
+        "THEN md5(row(p.id_type, p.id_number, {vals})::text) END AS row_hash "
+        "FROM (SELECT sr.person_id, {parts}, min(sr.source_updated_at) AS first_update, "
         "max(sr.source_updated_at) AS last_update "
         "FROM population.source_record sr JOIN touched t USING (person_id) "
-        "WHERE sr.is_current GROUP BY sr.person_id"
-    ).format(parts=sql.SQL(", ").join(parts))
-
-
-def golden_hash() -> sql.Composed:
-    return sql.SQL(
-        "ALTER TABLE golden ADD COLUMN row_hash text; "
-        "UPDATE golden g SET row_hash = md5(row(p.id_type, p.id_number, {vals})::text) "
-        "FROM population.person p WHERE p.person_id = g.person_id"
-    ).format(vals=_ids(GOLDEN_ATTRIBUTES, "g"))
+        "WHERE sr.is_current GROUP BY sr.person_id) a "
+        "LEFT JOIN population.person p ON p.person_id = a.person_id"
+    ).format(parts=sql.SQL(", ").join(parts), vals=_ids(GOLDEN_ATTRIBUTES, "a"))
 
 
 def scd2_merge() -> sql.Composed:
@@ -97,9 +93,11 @@ def scd2_merge() -> sql.Composed:
         WHERE p.person_id = g.person_id;
 
         INSERT INTO population.person_history ({cols}, valid_to, version)
-        SELECT {pcols}, NULL,
-               coalesce((SELECT max(h.version) FROM population.person_history h WHERE h.person_id = p.person_id), 0) + 1
-        FROM population.person p JOIN changed c USING (person_id);
+        SELECT {pcols}, NULL, coalesce(v.version, 0) + 1
+        FROM population.person p JOIN changed c USING (person_id)
+        LEFT JOIN (SELECT h.person_id, max(h.version) AS version
+                   FROM population.person_history h JOIN changed c2 USING (person_id)
+                   GROUP BY h.person_id) v USING (person_id);
 
         CREATE TEMP TABLE relinked ON COMMIT DROP AS
         SELECT g.* FROM golden g JOIN population.person p USING (person_id)
@@ -139,28 +137,32 @@ def scd2_merge() -> sql.Composed:
 
 def discrepancy_query(authorities: list[AttributeAuthority]) -> sql.Composed:
     """Every current statement of a touched person whose value for a compared attribute differs from the golden
-    value where that value came from the authority (a fallback value is no basis for a 比对)."""
-    selects = []
+    value where that value came from the authority (a fallback value is no basis for a 比对).
+
+    One pass: each current statement of a touched person is set against the golden values of every compared
+    attribute at once (a LATERAL list of attributes), and only a differing pair looks up the authority's statement.
+    """
+    pairs = []
     for auth in authorities:
         if not auth.compare:
             continue
         a = sql.Identifier(auth.attribute)
-        src = sql.Identifier(f"src_{auth.attribute}")
-        selects.append(
-            sql.SQL(
-                "SELECT p.person_id, {name} AS attribute, sr.department, sr.source_id, sr.source_key, "
-                "sr.{a}::text AS department_value, {authority} AS authority_department, p.{a}::text AS authority_value, "
-                "au.source_key AS authority_source_key "
-                "FROM population.person p JOIN touched t USING (person_id) "
-                "JOIN population.source_record au ON au.source_record_id = p.{src} AND au.department = {authority} "
-                "JOIN population.source_record sr ON sr.person_id = p.person_id AND sr.is_current "
-                "WHERE sr.department <> {authority} AND sr.{a} IS NOT NULL AND sr.{a} IS DISTINCT FROM p.{a}"
-            ).format(name=sql.Literal(auth.attribute), a=a, src=src, authority=sql.Literal(auth.authority))
-        )
-    body = sql.SQL(" UNION ALL ").join(selects)
+        pairs.append(sql.SQL(
+            "({name}, {authority}, p.{src}, sr.{a}::text, p.{a}::text, "
+            "sr.{a} IS NOT NULL AND sr.{a} IS DISTINCT FROM p.{a})"
+        ).format(name=sql.Literal(auth.attribute), authority=sql.Literal(auth.authority),
+                 src=sql.Identifier(f"src_{auth.attribute}"), a=a))
     return sql.SQL(
         """
-        CREATE TEMP TABLE found_discrepancy ON COMMIT DROP AS {body};
+        CREATE TEMP TABLE found_discrepancy ON COMMIT DROP AS
+        SELECT p.person_id, d.attribute, sr.department, sr.source_id, sr.source_key, d.department_value,
+               d.authority AS authority_department, d.authority_value, au.source_key AS authority_source_key
+        FROM population.person p JOIN touched t USING (person_id)
+        JOIN population.source_record sr ON sr.person_id = p.person_id AND sr.is_current
+        CROSS JOIN LATERAL (VALUES {pairs})
+            AS d(attribute, authority, src, department_value, authority_value, differs)
+        JOIN population.source_record au ON au.source_record_id = d.src AND au.department = d.authority
+        WHERE d.differs AND sr.department <> d.authority;
 
         INSERT INTO population.discrepancy (person_id, attribute, department, source_id, source_key, department_value,
             authority_department, authority_value, authority_source_key, status, first_run_id, last_run_id)
@@ -182,4 +184,4 @@ def discrepancy_query(authorities: list[AttributeAuthority]) -> sql.Composed:
           AND NOT EXISTS (SELECT 1 FROM found_discrepancy f
                           WHERE f.person_id = d.person_id AND f.attribute = d.attribute AND f.source_id = d.source_id);
         """
-    ).format(body=body)
+    ).format(pairs=sql.SQL(", ").join(pairs))

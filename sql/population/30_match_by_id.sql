@@ -1,7 +1,5 @@
 -- Records with a usable identity document number match the golden person holding it; a number never seen
 -- before creates a person (values are filled by survivorship below).
-ALTER TABLE candidate ADD COLUMN person_id bigint, ADD COLUMN match_method text;
-
 INSERT INTO population.person (id_type, id_number, row_hash, valid_from, created_run_id, updated_run_id)
 SELECT DISTINCT ON (id_type, id_number) id_type, id_number, '', source_updated_at, %(run_id)s, %(run_id)s
 FROM candidate
@@ -9,8 +7,17 @@ WHERE id_number IS NOT NULL
 ORDER BY id_type, id_number, source_updated_at, source_id, seq
 ON CONFLICT (id_type, id_number) WHERE id_number IS NOT NULL DO NOTHING;
 
-UPDATE candidate c
-SET person_id = p.person_id,
-    match_method = CASE WHEN p.created_run_id = %(run_id)s THEN 'new' ELSE 'id_number' END
-FROM population.person p
-WHERE c.id_number IS NOT NULL AND p.id_type = c.id_type AND p.id_number = c.id_number;
+-- The candidates with their person (NULL: no usable ID, matched on evidence below). Made as a new table that
+-- replaces the old one rather than by an UPDATE of every candidate, which on a full load rewrites every row and
+-- its index entry.
+CREATE TEMP TABLE candidate_matched ON COMMIT DROP AS
+SELECT c.*, p.person_id,
+       CASE WHEN p.person_id IS NULL THEN NULL
+            WHEN p.created_run_id = %(run_id)s THEN 'new' ELSE 'id_number' END AS match_method
+FROM candidate c
+LEFT JOIN population.person p
+       ON c.id_number IS NOT NULL AND p.id_type = c.id_type AND p.id_number = c.id_number;
+DROP TABLE candidate;
+ALTER TABLE candidate_matched RENAME TO candidate;
+CREATE INDEX ON candidate (source_id, source_key);
+ANALYZE candidate;
