@@ -111,9 +111,12 @@ def scd2_merge() -> sql.Composed:
         SELECT p.person_id, p.id_type, p.id_number,
                greatest(p.valid_from + interval '1 microsecond',
                         (SELECT max(source_updated_at) FROM candidate)) AS retired_at,
+               -- (an orphaned person has no current statement: NOT is_current only lets the index
+               --  source_record_superseded find its statements)
                (SELECT min(x.person_id) FROM population.source_record sr
                 JOIN population.person_xref x USING (source_id, source_key)
-                WHERE sr.person_id = p.person_id AND x.person_id <> p.person_id) AS successor_person_id
+                WHERE sr.person_id = p.person_id AND NOT sr.is_current AND x.person_id <> p.person_id
+               ) AS successor_person_id
         FROM touched t JOIN population.person p USING (person_id)
         WHERE NOT EXISTS (SELECT 1 FROM golden g WHERE g.person_id = t.person_id);
 
