@@ -52,6 +52,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-vacuum", action="store_true",
                         help="no VACUUM ANALYZE between the full load and the increment")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark's databases and files")
+    parser.add_argument("--extract-workers", type=int, default=min(2, os.cpu_count() or 1),
+                        help="extract tasks run at once, each in its own process, as the DAG's mapped extract "
+                             "tasks do under a parallel executor (default: 2, or 1 on a 1-core machine; 1 = one "
+                             "after the other in the benchmark's process)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--sample-interval", type=float, default=0.1, help="memory sampling interval, seconds")
 
@@ -92,7 +96,7 @@ def _run_worker(persons: int, role: str, scale: float, with_copy: bool, args, se
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(settings.project_root), env.get("PYTHONPATH", "")) if p)
     spec = {"persons": persons, "role": role, "seed": args.seed, "start": settings.sim_start.isoformat(),
             "scale": scale, "root": str(root), "sample_interval": args.sample_interval, "with_copy": with_copy,
-            "vacuum_between": not args.no_vacuum, "out": str(out)}
+            "vacuum_between": not args.no_vacuum, "out": str(out), "extract_workers": args.extract_workers}
     proc = subprocess.Popen([sys.executable, "-m", "pipelines.bench.worker", json.dumps(spec)], env=env,
                             stdout=subprocess.PIPE, text=True, cwd=settings.project_root)
     assert proc.stdout is not None
@@ -141,6 +145,8 @@ def main(args) -> int:
         argv.append(f"--second-base {args.second_base:g}")
     if args.change_share != 0.01:
         argv.append(f"--change-share {args.change_share:g}")
+    if args.extract_workers != min(2, os.cpu_count() or 1):
+        argv.append(f"--extract-workers {args.extract_workers}")
     command = " ".join(argv)
 
     bar = tqdm(total=_progress_total(len(load_sources()), len(plan), sum(1 for p in plan if p[3])),

@@ -1,6 +1,7 @@
 """Measuring a stage: wall time, peak memory of this Python process and of PostgreSQL's processes.
 
-A :class:`Sampler` thread reads, every ``interval`` seconds, the resident set (RSS) of this process and the private
+A :class:`Sampler` thread reads, every ``interval`` seconds, the resident set (RSS) of this process (plus its child
+processes: the parallel extract tasks, when the benchmark runs them as the DAG does) and the private
 memory of every child of the postmaster (backends and background processes): RSS minus the shared pages
 (``/proc/<pid>/statm``: file-backed and shared memory, i.e. mostly ``shared_buffers``), which is what a backend
 allocates for itself — sorts and hashes within ``work_mem``, tuple stores, caches. Reading ``statm`` is cheap,
@@ -98,6 +99,14 @@ class Sampler:
 
     def sample(self) -> Sample:
         rss = self.me.memory_info().rss
+        try:  # worker processes of this one (the parallel extract tasks) count too
+            for child in self.me.children(recursive=True):
+                try:
+                    rss += child.memory_info().rss
+                except psutil.Error:
+                    pass
+        except psutil.Error:
+            pass
         total = biggest = None
         if self.postmaster is not None:
             total = biggest = 0

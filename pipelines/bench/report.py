@@ -119,6 +119,10 @@ def run_rows(run: RunResult, copy_seconds: float | None) -> list[list[str]]:
         note = ""
         if st.detail.get("status"):
             note = st.detail["status"]
+        if st.name == "publish" and "published" in st.detail:
+            note = (f"{len(st.detail['published'])} of {st.detail['releases']} releases published"
+                    + (f", awaiting approval: {', '.join(st.detail['awaiting_approval'])}"
+                       if st.detail["awaiting_approval"] else ""))
         if st.name == "quality gate":
             note = "passed" if st.detail.get("passed") else f"FAILED: {', '.join(st.detail.get('blocking_failures', []))}"
         rows.append([st.name, f"{st.rows:,}" if st.rows is not None else "–", _s(st.seconds),
@@ -257,6 +261,12 @@ def markdown(results: list[BaseResult], info: dict[str, Any], when: str, command
             f"- Second base size: {second.persons:,} residents ({how} N), full load then an increment of the "
             f"same absolute size as at N (ChangeRates × {second.change_scale:.3g} instead of × "
             f"{main.change_scale:.3g}), to show that the increment's cost follows the change, not the base.")
+    workers = (main.full.stage("extract").detail or {}).get("workers", 1) if main.full else 1
+    lines.append(
+        f"- Extract: {workers} extract task(s) at a time" + (
+            ", each in its own process, as the DAG's mapped extract tasks run under a parallel executor; the "
+            "per-source rows are each task's own time and peak (the extract's Python peak is the sum of the "
+            "processes alive together)" if workers > 1 else ", in the benchmark's process") + ".")
     if main.maintenance_seconds is not None:
         lines.append(f"- Between the full load and the increment: `VACUUM (ANALYZE)` of the warehouse "
                      f"({main.maintenance_seconds:,.1f} s at N, not counted in either), standing in for the "

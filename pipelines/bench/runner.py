@@ -9,7 +9,7 @@ import importlib.util
 import multiprocessing
 import shutil
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -223,10 +223,24 @@ class Context:
     sampler: Sampler
     tick: Callable[[str], None]
     note: Callable[[str], None] = print
+    extract_workers: int = 1
 
     def done(self, label: str, stage: Stage) -> None:
         rows = f", {stage.rows:,} {stage.rows_label}" if stage.rows is not None else ""
         self.note(f"{label}: {stage.name} {stage.seconds:,.1f} s{rows}")
+
+
+def extract_task(args: tuple) -> dict:
+    """One source's extract in a worker process (what one mapped extract task of the DAG does)."""
+    import os
+
+    from pipelines.bench.measure import ru_maxrss_bytes
+    from pipelines.sources import stage_source
+
+    source_id, run_id, start, end, url, landing, api_url, frontdb = args
+    t0 = time.perf_counter()
+    r = stage_source(source_id, run_id, start, end, url, landing_dir=landing, api_url=api_url, frontdb_url=frontdb)
+    return {"result": r, "seconds": time.perf_counter() - t0, "maxrss": ru_maxrss_bytes(), "pid": os.getpid()}
 
 
 def run_day(ctx: Context, day: date, index: int, label: str) -> RunResult:
@@ -245,17 +259,38 @@ def run_day(ctx: Context, day: date, index: int, label: str) -> RunResult:
     stages: list[Stage] = []
     sampler = ctx.sampler
 
+    sources = load_sources()
     with measured(sampler, "extract", stages) as extract:
         received = 0
-        for src in load_sources():
-            with measured(sampler, src.id, stages, parent="extract") as sub:
-                r = stage_source(src.id, run_id, start, end, ctx.url, landing_dir=ctx.paths.landing,
-                                 api_url=ctx.api_url, frontdb_url=ctx.frontdb)
-                sub.rows, sub.rows_label = r["received"], "received"
-                sub.detail = {"kind": src.kind, "files": r["files"], "quarantined_files": r["quarantined_files"]}
-            received += r["received"]
-            ctx.tick(f"{label}: extract {src.id}")
+        if ctx.extract_workers <= 1:  # one after the other, in this process
+            for src in sources:
+                with measured(sampler, src.id, stages, parent="extract") as sub:
+                    r = stage_source(src.id, run_id, start, end, ctx.url, landing_dir=ctx.paths.landing,
+                                     api_url=ctx.api_url, frontdb_url=ctx.frontdb)
+                    sub.rows, sub.rows_label = r["received"], "received"
+                    sub.detail = {"kind": src.kind, "files": r["files"], "quarantined_files": r["quarantined_files"]}
+                received += r["received"]
+                ctx.tick(f"{label}: extract {src.id}")
+        else:  # as the DAG's mapped extract tasks run: one process per task, ctx.extract_workers at a time
+            args = [(src.id, run_id, start, end, ctx.url, ctx.paths.landing, ctx.api_url, ctx.frontdb)
+                    for src in sources]
+            with ProcessPoolExecutor(max_workers=ctx.extract_workers,
+                                     mp_context=multiprocessing.get_context("spawn")) as pool:
+                futures = {pool.submit(extract_task, a): a[0] for a in args}
+                done: dict[str, dict] = {}
+                for future in as_completed(futures):
+                    done[futures[future]] = future.result()
+                    ctx.tick(f"{label}: extract {futures[future]}")
+            for src in sources:
+                d = done[src.id]
+                r = d["result"]
+                stages.append(Stage(src.id, d["seconds"], r["received"], "received", python_peak=d["maxrss"],
+                                    parent="extract", detail={"kind": src.kind, "files": r["files"],
+                                                              "quarantined_files": r["quarantined_files"],
+                                                              "process": d["pid"]}))
+                received += r["received"]
         extract.rows, extract.rows_label = received, "received"
+        extract.detail = {"workers": ctx.extract_workers}
     ctx.done(label, extract)
 
     parts: list[tuple[str, float]] = []
@@ -307,9 +342,11 @@ def run_day(ctx: Context, day: date, index: int, label: str) -> RunResult:
     elif not result.passed:
         stages.append(Stage("publish", 0.0, detail={"status": "not run: the gate blocked the run"}))
     else:
+        publish_steps: list[Stage] = []
         with measured(sampler, "publish", stages) as publish:
-            publish.detail = run_publish()
+            publish.detail = run_publish(run_id, publish_steps)
             publish.rows, publish.rows_label = golden, "golden persons"
+        stages.extend(publish_steps)
         ctx.done(label, publish)
     ctx.tick(f"{label}: publish")
 
@@ -328,9 +365,28 @@ def run_day(ctx: Context, day: date, index: int, label: str) -> RunResult:
                      size, status)
 
 
-def run_publish() -> dict:
-    """Publication (pipelines.publish, issue 3): what the publish_population DAG's tasks call."""
-    return {"status": "available, but the benchmark does not call it yet"}
+def run_publish(run_id: int, stages: list[Stage]) -> dict:
+    """Publication (pipelines.publish): what the publish_population DAG's tasks call when the population Asset is
+    updated — prepare a release of every dataset (build, privacy review, files), then publish the ones approved
+    automatically. Releases that wait for a person (有条件开放, or a review warning) are counted, not approved."""
+    from pipelines.publish import dag_steps
+    from pipelines.publish import flow as publish_flow
+    from pipelines.publish.datasets import load_datasets
+
+    prepared = []
+    for ds in load_datasets():
+        t0 = time.perf_counter()
+        release = publish_flow.prepare_release(ds.code, [run_id])
+        stages.append(Stage(f"prepare {ds.code}", time.perf_counter() - t0, release.get("row_count"), "rows",
+                            parent="publish", detail={"status": release["status"]}))
+        prepared.append(release)
+    t0 = time.perf_counter()
+    published = dag_steps.publish_auto_approved(prepared)
+    stages.append(Stage("publish approved releases", time.perf_counter() - t0, len(published), "releases",
+                        parent="publish"))
+    return {"releases": len(prepared), "published": published,
+            "awaiting_approval": [p["dataset_code"] for p in dag_steps.pending(prepared)],
+            "statuses": {p["dataset_code"]: p["status"] for p in prepared}}
 
 
 # --- the physical reference ----------------------------------------------------------------------------------------
@@ -398,7 +454,7 @@ def checkpoint(url: URL) -> None:
 
 def bench_base(persons: int, role: str, *, seed: int, start: date, scale: float, root: Path,
                sampler_interval: float, tick: Callable[[str], None], with_copy: bool,
-               vacuum_between: bool, note: Callable[[str], None] = print) -> BaseResult:
+               vacuum_between: bool, note: Callable[[str], None] = print, extract_workers: int = 1) -> BaseResult:
     """Run in the benchmark's worker process, whose environment names the benchmark's own databases, landing
     folder, API and reports (see pipelines.bench.worker): everything, including code that reads ``settings``,
     works on those."""
@@ -431,7 +487,7 @@ def bench_base(persons: int, role: str, *, seed: int, start: date, scale: float,
     sampler = Sampler(postmaster, sampler_interval).start()
     stop_api = start_in_thread(settings.sim_api_url, paths.api)
     try:
-        ctx = Context(url, frontdb, stop_api.url, paths, sampler, tick, note)
+        ctx = Context(url, frontdb, stop_api.url, paths, sampler, tick, note, extract_workers)
         checkpoint(url)
         result.full = run_day(ctx, start, 0, f"{persons:,} full load")
         if with_copy:
