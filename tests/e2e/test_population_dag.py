@@ -153,6 +153,28 @@ def test_lineage_of_chosen_values(world, warehouse_db):
     assert src == [(lineage["name"][0],)]
 
 
+def test_survivorship_picks_what_the_authority_order_says(world, warehouse_db):
+    """The golden query finds each attribute's winner without sorting per attribute (pipelines/reconcile/
+    survivorship.py); here every person's lineage pointers are checked against the plain formulation: among the
+    person's current statements from the attribute's ordered departments with a value, the first by department
+    order, then latest source update, then highest statement id."""
+    from pipelines.registry import load_authority
+
+    checked = 0
+    for auth in load_authority():
+        expected = rows(warehouse_db, f"""
+            SELECT sr.person_id, (array_agg(sr.source_record_id ORDER BY array_position(%s::text[], sr.department),
+                                            sr.source_updated_at DESC, sr.source_record_id DESC))[1]
+            FROM population.source_record sr
+            WHERE sr.is_current AND sr.{auth.attribute} IS NOT NULL AND sr.department = ANY(%s::text[])
+            GROUP BY sr.person_id ORDER BY 1""", list(auth.order), list(auth.order))
+        actual = rows(warehouse_db, f"SELECT person_id, src_{auth.attribute} FROM population.person"
+                                    f" WHERE src_{auth.attribute} IS NOT NULL ORDER BY 1")
+        assert actual == expected, auth.attribute
+        checked += len(actual)
+    assert checked > PERSONS
+
+
 def test_rerunning_a_day_leaves_the_tables_identical(world, warehouse_db):
     before = snapshot(warehouse_db)
     dagrun = world["run_day"](DAYS, write=False)
