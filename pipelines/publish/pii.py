@@ -63,14 +63,38 @@ def _inside_hex_token(text: str, start: int, end: int) -> bool:
     return len(run) >= 32 and any(c.isalpha() for c in run)
 
 
+# Every pattern's match holds a run of at least seven digits and spans at most _REACH characters on either side of
+# it (a "+86-" or "(0xxx)-" prefix): only the text around such runs is searched with the patterns. A release file
+# of 200,000 records has few or none, so its scan is one pass of this simple expression instead of four passes of
+# the patterns with their look-arounds at every character (20 s of the resident sample's release at 1M).
+_DIGIT_RUN = re.compile(r"[0-9]{7,}")
+_REACH = 24
+
+
+def _windows(text: str) -> Iterator[tuple[int, int]]:
+    """[lo, hi) spans of ``text`` around its runs of seven or more digits, overlapping spans merged."""
+    lo = hi = -1
+    for m in _DIGIT_RUN.finditer(text):
+        start, end = max(0, m.start() - _REACH), min(len(text), m.end() + _REACH)
+        if start <= hi:
+            hi = max(hi, end)
+            continue
+        if hi >= 0:
+            yield lo, hi
+        lo, hi = start, end
+    if hi >= 0:
+        yield lo, hi
+
+
 def scan_text(text: str) -> dict[str, list[int]]:
     """pattern name -> character offsets of the matches in ``text`` (checksums skipped)."""
     found: dict[str, list[int]] = {}
-    for name, rx in _COMPILED.items():
-        for m in rx.finditer(text):
-            if not _inside_hex_token(text, m.start(), m.end()):
-                found.setdefault(name, []).append(m.start())
-    return found
+    for lo, hi in _windows(text):
+        for name, rx in _COMPILED.items():
+            for m in rx.finditer(text, lo, hi):
+                if not _inside_hex_token(text, m.start(), m.end()):
+                    found.setdefault(name, []).append(m.start())
+    return {name: sorted(offsets) for name, offsets in found.items()}
 
 
 def _texts(path: Path) -> Iterator[tuple[str, str]]:

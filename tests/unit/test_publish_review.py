@@ -154,3 +154,39 @@ def test_the_four_formats_round_trip_with_nulls_booleans_dates_and_chinese(tmp_p
         assert any("sheet" in n for n in zf.namelist())
     doc = json.loads((tmp_path / "data.json").read_text(encoding="utf-8"))
     assert doc["records"][1]["n"] is None and doc["records"][1]["s"] is True and doc["fields"][1]["label_zh"] == "区名称"
+
+
+def test_scan_text_finds_what_a_full_scan_finds():
+    """scan_text searches only around runs of seven or more digits: on random texts full of near-misses (cut ID
+    numbers, prefixed phones, digits glued to letters) it finds exactly what the patterns find over the whole text."""
+    import random
+
+    def full_scan(text):
+        found = {}
+        for name, rx in pii._COMPILED.items():
+            for m in rx.finditer(text):
+                if not pii._inside_hex_token(text, m.start(), m.end()):
+                    found.setdefault(name, []).append(m.start())
+        return found
+
+    rnd = random.Random(20261122)
+    alphabet = "0123456789-+() X,abc\n"
+    hits = 0
+    for _ in range(5000):
+        parts = []
+        for _ in range(rnd.randint(1, 12)):
+            r = rnd.random()
+            if r < 0.2:
+                parts.append("110101199003071234"[:rnd.randint(10, 18)])
+            elif r < 0.3:
+                parts.append(rnd.choice(["+86-", "0086", "(021)", "021-", "86 "]) + "13912345678"[:rnd.randint(7, 11)])
+            elif r < 0.4:
+                parts.append("0" + str(rnd.randint(10, 999)) + rnd.choice(["-", " ", ""])
+                             + str(rnd.randint(2000000, 99999999)))
+            else:
+                parts.append("".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 30))))
+        text = "".join(parts)
+        expected = full_scan(text)
+        assert pii.scan_text(text) == expected, text
+        hits += bool(expected)
+    assert hits > 1000  # the texts really hold identifiers
