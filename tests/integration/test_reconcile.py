@@ -224,3 +224,30 @@ def test_id_corrected_at_source_retires_the_orphaned_person(day1):
     before = snapshot(url)
     load_day3()
     assert snapshot(url) == before
+
+
+SCHEMA_OBJECTS = """
+    SELECT 'index', indexname, indexdef FROM pg_indexes WHERE schemaname = 'population'
+    UNION ALL
+    SELECT 'constraint', conname, pg_get_constraintdef(oid) FROM pg_constraint
+    WHERE connamespace = 'population'::regnamespace
+    ORDER BY 1, 2"""
+
+
+def test_bulk_load_restores_every_index_and_foreign_key(clean_warehouse):
+    """A first load takes the bulk path (indexes and foreign keys dropped, restored after the step that fills the
+    table): the schema afterwards is exactly the schema before, and the restored foreign keys hold."""
+    url = clean_warehouse
+    before = one(url, SCHEMA_OBJECTS)
+    run1 = day_run(url, DAY1)
+    stage(url, run1, "psb_hukou", "psb", [{**PSB_A, "updated": 9}])
+    validate_run(run1, (DAY1 + timedelta(days=1)).date(), url)
+    steps = []
+    reconcile_run(run1, url, on_step=lambda name, seconds, statements: steps.extend(s for s, _, _ in statements))
+    bulk = [s for s in steps if s.endswith("(bulk load)")]
+    assert any(s.startswith("drop foreign keys of population.person_xref") for s in bulk)
+    assert any(s.startswith("drop index population.source_record_key") for s in bulk)
+    assert sum(s.startswith("drop ") for s in bulk) == sum(s.startswith("restore ") for s in bulk) >= 10
+    assert one(url, SCHEMA_OBJECTS) == before
+    assert one(url, "SELECT count(*) FROM pg_constraint WHERE conrelid = 'population.person_xref'::regclass"
+                    " AND contype = 'f' AND convalidated") == [(2,)]
