@@ -38,5 +38,4 @@ FROM (
       AND c.reasons = '{}'  -- (not cardinality() = 0: its selectivity is a guess; this uses the statistics)
 ) n;
 
-CREATE INDEX ON candidate (source_id, source_key);
 ANALYZE candidate;

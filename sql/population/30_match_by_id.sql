@@ -22,5 +22,4 @@ LEFT JOIN population.person p
        ON c.id_number IS NOT NULL AND p.id_type = c.id_type AND p.id_number = c.id_number;
 DROP TABLE candidate;
 ALTER TABLE candidate_matched RENAME TO candidate;
-CREATE INDEX ON candidate (source_id, source_key);
 ANALYZE candidate;
