@@ -92,16 +92,26 @@ def targets(main: BaseResult, second: BaseResult | None) -> list[Target]:
         ratio = full.seconds / copy.typed.seconds
         out.append(Target("full load ≤ 8× COPY", "8.00×", f"{ratio:.2f}× ({full.seconds:,.1f} s / "
                                                          f"{copy.typed.seconds:,.1f} s)", ratio <= 8))
+    # The increment is compared twice: the population_daily DAG (extract to finish) like for like, and with the
+    # publication the publish_population DAG does afterwards (whose cost follows the published datasets' size).
     if full and inc:
+        share = inc.daily_seconds / full.daily_seconds
+        out.append(Target("1% increment ≤ 10% of the full load (population_daily: extract → finish)", "10.0%",
+                          f"{share:.1%} ({inc.daily_seconds:,.1f} s / {full.daily_seconds:,.1f} s)", share <= 0.10))
         share = inc.seconds / full.seconds
-        out.append(Target("1% increment ≤ 10% of the full load", "10.0%",
+        out.append(Target("1% increment ≤ 10% of the full load, publication included", "10.0%",
                           f"{share:.1%} ({inc.seconds:,.1f} s / {full.seconds:,.1f} s)", share <= 0.10))
     if inc and second and second.increment:
         small, big = (main, second) if second.persons > main.persons else (second, main)
-        r = big.increment.seconds / small.increment.seconds
-        out.append(Target(f"increment at {big.persons:,} ≤ 1.5× the increment at {small.persons:,} (same change size)",
-                          "1.50×", f"{r:.2f}× ({big.increment.seconds:,.1f} s / {small.increment.seconds:,.1f} s)",
+        r = big.increment.daily_seconds / small.increment.daily_seconds
+        out.append(Target(f"increment at {big.persons:,} ≤ 1.5× the increment at {small.persons:,} (same change size; "
+                          "population_daily)", "1.50×",
+                          f"{r:.2f}× ({big.increment.daily_seconds:,.1f} s / {small.increment.daily_seconds:,.1f} s)",
                           r <= 1.5))
+        r = big.increment.seconds / small.increment.seconds
+        out.append(Target(f"increment at {big.persons:,} ≤ 1.5× the increment at {small.persons:,}, publication "
+                          "included", "1.50×",
+                          f"{r:.2f}× ({big.increment.seconds:,.1f} s / {small.increment.seconds:,.1f} s)", r <= 1.5))
     if full:
         peak = max(s.python_peak or 0 for r in (full, inc) if r for s in r.top)
         out.append(Target(f"Python peak ≤ 2 GB at {main.persons:,}", "2,048 MB", f"{peak / MB:,.0f} MB",
@@ -235,8 +245,10 @@ def markdown(results: list[BaseResult], info: dict[str, Any], when: str, command
         "one after the other, without the scheduler; a CHECKPOINT precedes each timed phase.",
         "- Stages: **extract** = `stage_source` for every source (rows received); **validate** = `validate_run` "
         "(rows checked); **reconcile** = `reconcile_run`, every SQL step of sql/population/ and "
-        "pipelines/reconcile/survivorship.py timed (rows received); **quality gate** = `run_gate` over the whole "
-        "golden tables, Data Docs and scorecard included (rows = golden persons); **publish**. rows/s = rows / "
+        "pipelines/reconcile/survivorship.py timed (rows received); **quality gate** = `run_gate`, Data Docs and "
+        "scorecard included, over the whole golden tables on the full load and over the rows the run wrote on the "
+        "increment (scope 'auto', docs/quality.md; rows = persons validated); **publish** = what the "
+        "publish_population DAG runs after it (prepare every dataset's release, publish the automatic ones). rows/s = rows / "
         "seconds; × COPY = seconds / the COPY reference's seconds.",
         "- Memory: Python peak = the benchmark process's RSS (sampled every 0.1 s, backed by ru_maxrss); the "
         "simulator runs in a child process and is not counted. PG private = RSS minus shared pages of the "

@@ -111,6 +111,7 @@ class SuiteOutcome:
     warning_failed: int
     data_docs_page: str | None
     seconds: float
+    scope: str = "table"       # 'table': every row; 'run': the rows the run wrote (gate_scopes)
 
 
 @dataclass
@@ -153,6 +154,7 @@ def run_gate(
     url: URL | None = None,
     build_docs: bool = True,
     reports_dir: Path | None = None,
+    scope: str | None = None,
 ) -> GateResult:
     """Validate the suites (file stems under expectations/, all when None) for ``run_id`` against the warehouse
     (or ``url``), record the results in quality.*, build Data Docs and the scorecard under ``reports_dir``
@@ -163,6 +165,7 @@ def run_gate(
     reports_dir = Path(reports_dir or settings.reports_dir)
     loaded = load_suites(suites)
     parameters = _run_parameters(run_id, url)
+    scopes = gate_scopes(run_id, loaded, url, scope or settings.quality_gate_scope)
     gx_dir = reports_dir / "gx"
     gx_dir.mkdir(parents=True, exist_ok=True)
     run_name = f"run-{run_id}"
@@ -177,9 +180,13 @@ def run_gate(
             validated: list[tuple[Suite, Any, ValidationResultIdentifier, float]] = []
             for suite in loaded:
                 t0 = time.monotonic()
-                asset = datasource.add_table_asset(
-                    suite.name, table_name=suite.table_name, schema_name=suite.schema_name
-                )
+                if scopes[suite.name] == "run":
+                    asset = datasource.add_query_asset(suite.name, query=(
+                        f"SELECT * FROM {suite.table} WHERE {suite.run_column} = {int(run_id)}"))
+                else:
+                    asset = datasource.add_table_asset(
+                        suite.name, table_name=suite.table_name, schema_name=suite.schema_name
+                    )
                 batch = asset.add_batch_definition_whole_table("whole_table")
                 gx_suite = context.suites.add(suite.suite)
                 definition = context.validation_definitions.add(
@@ -199,7 +206,7 @@ def run_gate(
         finally:
             datasource.get_engine().dispose()
 
-    outcomes, blocking, warnings, scorecard = _record(run_id, validated, pages, url)
+    outcomes, blocking, warnings, scorecard = _record(run_id, validated, pages, url, scopes)
     validated_at = datetime.now(timezone.utc)
     result = GateResult(
         run_id=run_id,
@@ -342,7 +349,40 @@ def _observed(r, error: str | None) -> dict[str, Any]:
     return observed
 
 
-def _record(run_id: int, validated, pages: dict[str, str], url: URL):
+# scope 'auto': a run that wrote at least this share of a table's rows (a first load, a reload) validates the whole
+# table; a daily increment validates the rows it wrote
+RUN_SCOPE_MAX_SHARE = 0.2
+SCOPES = ("auto", "table", "run")
+
+
+def gate_scopes(run_id: int, suites: list[Suite], url: URL, scope: str) -> dict[str, str]:
+    """Per suite, 'table' (every row) or 'run' (the rows the run wrote: meta.run_column = run_id).
+
+    A daily increment's gate validates what the run wrote, so that its cost follows the size of the change (the
+    run's rows are found by an index on the run column); the rows it did not touch were validated by the run that
+    wrote them, and the facts about the whole table (not empty, has its key, has its columns, no duplicate ID
+    number: a unique index) are queries on the table itself, whatever the batch. 'table' is what a full load
+    gets, and what an operator can ask for (QUALITY_GATE_SCOPE=table) for a periodic full check."""
+    if scope not in SCOPES:
+        raise ValueError(f"QUALITY_GATE_SCOPE must be one of {', '.join(SCOPES)}, got {scope!r}")
+    out = {}
+    with connect(url) as conn:
+        for suite in suites:
+            if scope == "table" or suite.run_column is None:
+                out[suite.name] = "table"
+            elif scope == "run":
+                out[suite.name] = "run"
+            else:
+                written = conn.execute(
+                    f"SELECT count(*) FROM {suite.table} WHERE {suite.run_column} = %s", (run_id,)).fetchone()[0]
+                held = conn.execute(  # the planner's estimate: counting every row is what 'run' avoids
+                    "SELECT greatest(c.reltuples, 0) FROM pg_class c WHERE c.oid = %s::regclass",
+                    (suite.table,)).fetchone()[0]
+                out[suite.name] = "run" if held > 0 and written < RUN_SCOPE_MAX_SHARE * held else "table"
+    return out
+
+
+def _record(run_id: int, validated, pages: dict[str, str], url: URL, scopes: dict[str, str]):
     outcomes: list[SuiteOutcome] = []
     blocking: list[Failure] = []
     warnings: list[Failure] = []
@@ -381,10 +421,12 @@ def _record(run_id: int, validated, pages: dict[str, str], url: URL):
             validation_id = conn.execute(
                 """
                 INSERT INTO quality.validation_run
-                    (run_id, suite, table_name, success, blocking_failed, warning_failed, evaluated, data_docs_path)
-                VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING validation_id
+                    (run_id, suite, table_name, success, blocking_failed, warning_failed, evaluated, data_docs_path,
+                     scope)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING validation_id
                 """,
-                (run_id, suite.name, suite.table, suite_blocking == 0, suite_blocking, suite_warning, len(rows), page),
+                (run_id, suite.name, suite.table, suite_blocking == 0, suite_blocking, suite_warning, len(rows), page,
+                 scopes[suite.name]),
             ).fetchone()[0]
             with conn.cursor() as cur:
                 cur.executemany(
@@ -397,5 +439,6 @@ def _record(run_id: int, validated, pages: dict[str, str], url: URL):
                     [(validation_id, *row) for row in rows],
                 )
             outcomes.append(SuiteOutcome(suite.name, suite.table, validation_id, suite_blocking == 0, len(rows),
-                                         suite_blocking, suite_warning, page, round(seconds, 3)))
+                                         suite_blocking, suite_warning, page, round(seconds, 3),
+                                         scopes[suite.name]))
     return outcomes, blocking, warnings, scorecard

@@ -5,6 +5,9 @@ conventions, checked here at load so that a typo fails loudly with the file name
 expectation (GX only *logs* an expectation it cannot build and carries on without it):
 
 * the suite ``name`` is the file name without ``.json`` and ``meta.table`` names the table (``schema.table``);
+  ``meta.run_column`` (optional) names the column holding the run that last wrote a row: with it, a daily
+  increment's gate validates only the rows the run wrote (pipelines.quality.gate, scope ``run``), so every
+  expectation must hold on any subset of rows, and whole-table facts are checked with queries on the table itself;
 * every expectation's ``meta`` carries ``rule`` (a stable id, unique in the suite; it is the ``expectation_id`` in
   ``quality.expectation_result``), ``dimension`` (one of the six GB/T 36344 dimensions), ``severity``
   (``blocking`` fails the gate, ``warning`` is reported only) and a short Chinese ``description``; optionally
@@ -73,6 +76,7 @@ class Suite:
     path: Path
     suite: ExpectationSuite  # not yet added to any Data Context
     rules: dict[str, Rule]   # by rule id, in file order
+    run_column: str | None = None  # meta.run_column: the column naming the run that last wrote a row (gate scope 'run')
 
     @property
     def schema_name(self) -> str:
@@ -132,6 +136,9 @@ def load_suite(path: Path) -> Suite:
     table = suite_meta.get("table")
     if not isinstance(table, str) or table.count(".") != 1:
         raise SuiteFileError(f"{path}: meta.table must name the table as schema.table, got {table!r}")
+    run_column = suite_meta.get("run_column")
+    if run_column is not None and not (isinstance(run_column, str) and run_column.isidentifier()):
+        raise SuiteFileError(f"{path}: meta.run_column must be a column name, got {run_column!r}")
 
     expectations: list[Expectation] = []
     rules: dict[str, Rule] = {}
@@ -178,4 +185,4 @@ def load_suite(path: Path) -> Suite:
     suite = ExpectationSuite(name=name, expectations=expectations, meta=suite_meta)
     if len(suite.expectations) != len(expectations):  # GX drops what it cannot add; we do not
         raise SuiteFileError(f"{path}: GX accepted {len(suite.expectations)} of {len(expectations)} expectations")
-    return Suite(name=name, table=table, path=path, suite=suite, rules=rules)
+    return Suite(name=name, table=table, path=path, suite=suite, rules=rules, run_column=run_column)

@@ -52,19 +52,21 @@ SESSION_SETTINGS = {"temp_buffers": "1GB", "work_mem": "256MB"}
 BULK_SHARE = 0.2
 INDEX, FOREIGN_KEYS = "index", "foreign keys of"
 BULK_DROP = {  # step -> (kind, name) dropped before it
-    "population/30_match_by_id.sql": [(INDEX, "population.person_evidence"), (FOREIGN_KEYS, "population.person")],
+    "population/30_match_by_id.sql": [(INDEX, "population.person_evidence"), (INDEX, "population.person_updated_run"),
+                                      (FOREIGN_KEYS, "population.person")],
     "population/50_statements.sql": [
         (INDEX, "population.source_record_current"), (INDEX, "population.source_record_person"),
         (INDEX, "population.source_record_evidence"), (INDEX, "population.source_record_key"),
         (INDEX, "population.source_record_superseded"), (INDEX, "population.person_xref_person"),
+        (INDEX, "population.person_xref_last_run"),
         (FOREIGN_KEYS, "population.source_record"), (FOREIGN_KEYS, "population.person_xref"),
     ],
     "survivorship.scd2_merge": [(INDEX, "population.person_history_as_of")],
 }
 BULK_RESTORE = {  # step -> (kind, name) restored after it
     "population/50_statements.sql": BULK_DROP["population/50_statements.sql"],
-    "survivorship.scd2_merge": [(INDEX, "population.person_evidence"), (FOREIGN_KEYS, "population.person"),
-                                (INDEX, "population.person_history_as_of")],
+    "survivorship.scd2_merge": [(INDEX, "population.person_evidence"), (INDEX, "population.person_updated_run"),
+                                (FOREIGN_KEYS, "population.person"), (INDEX, "population.person_history_as_of")],
 }
 
 

@@ -113,7 +113,7 @@ def test_good_population_passes_and_records_every_expectation_with_its_dimension
     assert {dimension for (dimension, *_rest) in recorded.values()} == set(DIMENSIONS)
     assert recorded["person.id_number.ric_check_digit"][:3] == ("规范性", "blocking", True)
     assert recorded["person.residence_division.mostly_present"][:2] == ("完整性", "warning")
-    assert recorded["person.table.not_empty"][4]["observed_value"] == len(GOOD)
+    assert recorded["person.table.not_empty"][:3] == ("可访问性", "blocking", True)
     # one validation_run per suite, with the counts
     with connect(clean_warehouse) as conn:
         runs = conn.execute(
@@ -358,3 +358,35 @@ def test_a_suite_file_that_does_not_load_fails_loudly_with_its_name(tmp_path, te
     with pytest.raises(SuiteFileError, match=message) as raised:
         load_suite(path)
     assert str(raised.value).startswith(str(path))
+
+
+def test_increment_validates_the_rows_it_wrote_and_a_table_check_validates_all(clean_warehouse, tmp_path):
+    """Scope 'auto': a run that wrote under 20 % of the persons validates its own rows only (their cost follows
+    the change), so a defect written by an earlier run is not charged to it; a defect it wrote blocks it; the
+    whole-table facts still hold for the table; scope 'table' (an operator's periodic check) sees every row."""
+    url = clean_warehouse
+    run1 = open_population_run(url)
+    insert_persons(url, run1, [person(i) for i in range(1, 16)] + [person(16, sex="9")])  # an old defect
+    with connect(url) as conn:
+        conn.execute("ANALYZE population.person; ANALYZE population.person_xref")
+    run2 = open_population_run(url, DAY.replace(day=6))
+    insert_persons(url, run2, [person(20)])
+
+    clean = run_gate(run2, url=url, reports_dir=tmp_path, build_docs=False)
+    assert [s.scope for s in clean.suites] == ["run", "run"]
+    assert clean.passed, [f.expectation for f in clean.blocking_failures]
+    assert results(url, run2)["person.sex.agrees_with_id"][2] is True
+    with connect(url) as conn:
+        assert conn.execute("SELECT DISTINCT scope FROM quality.validation_run WHERE run_id = %s",
+                            (run2,)).fetchall() == [("run",)]
+
+    full = run_gate(run2, url=url, reports_dir=tmp_path, build_docs=False, scope="table")
+    assert [s.scope for s in full.suites] == ["table", "table"]
+    defect = {f.expectation for f in full.blocking_failures}
+    assert not full.passed and defect == {"person.sex.agrees_with_id"}
+
+    run3 = open_population_run(url, DAY.replace(day=7))
+    insert_persons(url, run3, [person(21, sex="9")])
+    bad = run_gate(run3, url=url, reports_dir=tmp_path, build_docs=False)
+    assert [s.scope for s in bad.suites] == ["run", "run"]
+    assert {f.expectation for f in bad.blocking_failures} == defect
