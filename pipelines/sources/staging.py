@@ -9,7 +9,10 @@ or put in the file manifest, then reads the same window again:
 * 前置库 and API sources read rows whose update time is in the window. File sources take every file of a date folder
   before ``interval_end``'s date (Asia/Shanghai) that the manifest does not record under another run: a file dropped
   late into an old folder is taken by the next run, never lost and never taken twice; a re-run re-reads the files it
-  took the first time (and any new late file).
+  took the first time (and any new late file). The manifest knows a file by path and content (sha256): a file
+  replaced under the same path with other content (a department's corrected re-drop) is taken again by the next
+  run, its manifest row naming the content it replaces; a file untouched since it was taken (same size and mtime)
+  is not even hashed again.
 * rows are COPYed in chunks with ``seq`` 1.. in a deterministic order (files by path then line; 前置库 by update
   time then key; API in page order). A file that turns out to be malformed is rolled back to a savepoint: none of
   its rows are staged and it is recorded in ``quarantine.source_file`` (MALFORMED_FILE, with the parser's message);
@@ -97,25 +100,37 @@ def _stage_files(
 ) -> dict[str, Any]:
     before = interval_end.astimezone(SHANGHAI).date()
     drops = discover_files(source, landing_dir, before)
-    taken_elsewhere = {
-        path
-        for (path,) in conn.execute(
-            "SELECT path FROM audit.file_manifest WHERE source_id = %s AND run_id <> %s AND path = ANY(%s)",
-            (source.id, run_id, [d.relpath for d in drops]),
-        )
-    }
+    taken: dict[str, list[tuple[str, int, int | None]]] = {}  # path -> (sha256, size, mtime_ns) taken by other runs
+    for path, sha256, size, mtime_ns in conn.execute(
+        "SELECT path, sha256, size_bytes, mtime_ns FROM audit.file_manifest"
+        " WHERE source_id = %s AND run_id <> %s AND path = ANY(%s)",
+        (source.id, run_id, [d.relpath for d in drops]),
+    ):
+        taken.setdefault(path, []).append((sha256, size, mtime_ns))
     files: list[dict[str, Any]] = []
     for drop in drops:
-        if drop.relpath in taken_elsewhere:
-            continue
-        files.append(_stage_one_file(conn, stager, source, run_id, drop, chunk_rows))
+        earlier = taken.get(drop.relpath)
+        stat = drop.path.stat()
+        if earlier and any(size == stat.st_size and mtime == stat.st_mtime_ns for _, size, mtime in earlier):
+            continue  # untouched since it was taken
+        digest = file_digest(drop.path)
+        replaces = None
+        if earlier:
+            if any(sha == digest[0] for sha, _, _ in earlier):
+                continue  # touched, but the same content
+            replaces = earlier[-1][0]
+            log.warning("%s: %s changed after it was taken (sha256 %s… -> %s…): taken again",
+                        source.id, drop.relpath, replaces[:12], digest[0][:12])
+        files.append(_stage_one_file(conn, stager, source, run_id, drop, chunk_rows, digest, stat.st_mtime_ns,
+                                     replaces))
     return {"kind": "file", "before_drop_date": before.isoformat(), "files": files}
 
 
 def _stage_one_file(
-    conn: psycopg.Connection, stager: _Stager, source: Source, run_id: int, drop: DropFile, chunk_rows: int
+    conn: psycopg.Connection, stager: _Stager, source: Source, run_id: int, drop: DropFile, chunk_rows: int,
+    digest: tuple[str, int], mtime_ns: int, replaces: str | None,
 ) -> dict[str, Any]:
-    sha256, size = file_digest(drop.path)
+    sha256, size = digest
     rows, reason, message = 0, None, None
     try:
         with conn.transaction():  # savepoint: a file is staged all-or-nothing
@@ -132,13 +147,14 @@ def _stage_one_file(
         )
     conn.execute(
         """
-        INSERT INTO audit.file_manifest (source_id, path, sha256, size_bytes, drop_date, run_id, rows_read, error)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+        INSERT INTO audit.file_manifest (source_id, path, sha256, size_bytes, drop_date, run_id, rows_read, error,
+                                         mtime_ns, replaces_sha256)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
         """,
         (source.id, drop.relpath, sha256, size, drop.drop_date, run_id, rows,
-         f"{reason}: {message}" if reason else None),
+         f"{reason}: {message}" if reason else None, mtime_ns, replaces),
     )
-    return {"path": drop.relpath, "rows": rows, "error": reason}
+    return {"path": drop.relpath, "rows": rows, "error": reason, **({"replaces_sha256": replaces} if replaces else {})}
 
 
 def stage_source(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import threading
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -488,3 +489,30 @@ def test_api_pages_window_retry_rerun_and_4xx(clean_warehouse, api, monkeypatch)
     api.fail_4xx = False
     assert one(url, "SELECT count(*) FROM audit.extract WHERE run_id = %s", (run3,)) == (0,)
     assert watermark(url, "health_vital_events") == JAN3
+
+
+def test_a_file_replaced_under_the_same_path_is_taken_again(clean_warehouse, landing):
+    """A department drops a corrected file under the name it used before: the next run takes it again (its rows
+    are not lost), the manifest keeps both contents; a file merely touched (same content) is not taken twice."""
+    url = clean_warehouse
+    P = "psb/residence_permit"
+    path = put(landing, f"{P}/2026-01-01/permit.csv", csv_bytes(PERMIT_HEADER, PERMIT_ROWS[:1], "gbk"))
+    run1 = run_for(JAN2, JAN3, url)
+    assert stage_source("psb_residence_permit", run1, JAN2, JAN3, url)["received"] == 1
+
+    run2 = run_for(JAN3, JAN3 + timedelta(days=1), url)
+    os.utime(path)  # touched, same content
+    assert stage_source("psb_residence_permit", run2, JAN3, JAN3 + timedelta(days=1), url)["received"] == 0
+
+    put(landing, f"{P}/2026-01-01/permit.csv", csv_bytes(PERMIT_HEADER, PERMIT_ROWS, "gbk"))  # corrected re-drop
+    run3 = run_for(JAN3 + timedelta(days=1), JAN3 + timedelta(days=2), url)
+    result = stage_source("psb_residence_permit", run3, JAN3 + timedelta(days=1), JAN3 + timedelta(days=2), url)
+    assert result["received"] == len(PERMIT_ROWS)
+    manifest = rows(url, "SELECT run_id, rows_read, replaces_sha256 IS NOT NULL FROM audit.file_manifest"
+                         " WHERE path = %s ORDER BY run_id", (f"{P}/2026-01-01/permit.csv",))
+    assert manifest == [(run1, 1, False), (run3, len(PERMIT_ROWS), True)]
+
+    # a re-run of run 3 takes the same file again (its own take), and nothing twice
+    again = stage_source("psb_residence_permit", run3, JAN3 + timedelta(days=1), JAN3 + timedelta(days=2), url)
+    assert again["received"] == len(PERMIT_ROWS)
+    assert len(rows(url, "SELECT 1 FROM audit.file_manifest WHERE path = %s", (f"{P}/2026-01-01/permit.csv",))) == 2
