@@ -210,19 +210,13 @@ def cmd_bench(args) -> int:
 
 
 def _register_optional(sub, bench_parser) -> None:
-    """Sub-commands owned by other packages: they add their own arguments (pipelines.bench, pipelines.publish)."""
-    try:
-        from pipelines import bench
-    except ImportError:
-        pass
-    else:
-        bench.add_arguments(bench_parser)
-    try:
-        from pipelines.publish import cli as publish_cli
-    except ImportError:
-        pass
-    else:
-        publish_cli.register(sub)
+    """Sub-commands owned by other packages: they add their own arguments (pipelines.bench, pipelines.publish).
+    Imported directly: both ship with the project, so an ImportError here is a real breakage to report."""
+    from pipelines import bench
+    from pipelines.publish import cli as publish_cli
+
+    bench.add_arguments(bench_parser)
+    publish_cli.register(sub)
 
 
 def main(argv: list[str] | None = None) -> int:
