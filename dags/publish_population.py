@@ -48,10 +48,26 @@ previous release: `python -m pipelines publish rollback <dataset_code>`. See doc
 )
 def publish_population():
     @task
-    def prepare_releases(triggering_asset_events=None) -> list[dict]:
+    def source_runs(triggering_asset_events=None) -> list[int]:
         from pipelines.publish import dag_steps
 
-        return dag_steps.prepare_all(dag_steps.source_runs(triggering_asset_events))
+        return dag_steps.runs_to_publish(triggering_asset_events)
+
+    @task
+    def dataset_codes() -> list[str]:
+        from pipelines.publish import dag_steps
+
+        return dag_steps.dataset_codes()
+
+    # one mapped task per dataset: the releases are prepared in parallel (as many at a time as the executor runs)
+    @task(map_index_template="{{ dataset_code }}")
+    def prepare_release(dataset_code: str, run_ids: list[int]) -> dict:
+        from airflow.sdk import get_current_context
+
+        from pipelines.publish import dag_steps
+
+        get_current_context()["dataset_code"] = dataset_code  # the mapped task's label in the UI
+        return dag_steps.prepare_one(dataset_code, run_ids)
 
     @task
     def publish_approved(prepared: list[dict]) -> list[str]:
@@ -73,7 +89,7 @@ def publish_population():
         decisions = [ti.xcom_pull(task_ids="approve", map_indexes=i) for i in range(len(pending))]
         return dag_steps.apply_decisions(pending, decisions)
 
-    prepared = prepare_releases()
+    prepared = prepare_release.partial(run_ids=source_runs()).expand(dataset_code=dataset_codes())
     # one Human-in-the-loop request per release that needs a person (subject + body = the review report)
     approve = HITLOperator.partial(
         task_id="approve",

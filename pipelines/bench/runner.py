@@ -353,7 +353,7 @@ def run_day(ctx: Context, day: date, index: int, label: str) -> RunResult:
     else:
         publish_steps: list[Stage] = []
         with measured(sampler, "publish", stages) as publish:
-            publish.detail = run_publish(run_id, publish_steps)
+            publish.detail = run_publish(run_id, publish_steps, ctx.extract_workers)
             publish.rows, publish.rows_label = golden, "golden persons"
         stages.extend(publish_steps)
         ctx.done(label, publish)
@@ -374,20 +374,48 @@ def run_day(ctx: Context, day: date, index: int, label: str) -> RunResult:
                      size, status)
 
 
-def run_publish(run_id: int, stages: list[Stage]) -> dict:
+def prepare_task(args: tuple) -> dict:
+    """One dataset's release in a worker process (what one mapped prepare task of the publish DAG does)."""
+    import os
+
+    from pipelines.bench.measure import ru_maxrss_bytes
+    from pipelines.publish import flow as publish_flow
+
+    code, run_id = args
+    t0 = time.perf_counter()
+    release = publish_flow.prepare_release(code, [run_id])
+    return {"release": release, "seconds": time.perf_counter() - t0, "maxrss": ru_maxrss_bytes(),
+            "pid": os.getpid()}
+
+
+def run_publish(run_id: int, stages: list[Stage], workers: int = 1) -> dict:
     """Publication (pipelines.publish): what the publish_population DAG's tasks call when the population Asset is
-    updated — prepare a release of every dataset (build, privacy review, files), then publish the ones approved
+    updated — prepare a release of every dataset (build, privacy review, files: one mapped task per dataset,
+    ``workers`` at a time in their own processes as under a parallel executor), then publish the ones approved
     automatically. Releases that wait for a person (有条件开放, or a review warning) are counted, not approved."""
     from pipelines.publish import dag_steps
     from pipelines.publish import flow as publish_flow
-    from pipelines.publish.datasets import load_datasets
 
+    codes = dag_steps.dataset_codes()
+    done: dict[str, dict] = {}
+    if workers <= 1:
+        for code in codes:
+            t0 = time.perf_counter()
+            done[code] = {"release": publish_flow.prepare_release(code, [run_id]),
+                          "seconds": time.perf_counter() - t0, "maxrss": None, "pid": None}
+    else:
+        # the longest first (the record-level sample), so that the others fill the second worker meanwhile
+        order = sorted(codes, key=lambda c: not c.endswith("_sample"))
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(prepare_task, (code, run_id)): code for code in order}
+            for future in as_completed(futures):
+                done[futures[future]] = future.result()
     prepared = []
-    for ds in load_datasets():
-        t0 = time.perf_counter()
-        release = publish_flow.prepare_release(ds.code, [run_id])
-        stages.append(Stage(f"prepare {ds.code}", time.perf_counter() - t0, release.get("row_count"), "rows",
-                            parent="publish", detail={"status": release["status"]}))
+    for code in codes:
+        d = done[code]
+        release = d["release"]
+        stages.append(Stage(f"prepare {code}", d["seconds"], release.get("row_count"), "rows", parent="publish",
+                            python_peak=d["maxrss"], detail={"status": release["status"], "process": d["pid"]}))
         prepared.append(release)
     t0 = time.perf_counter()
     published = dag_steps.publish_auto_approved(prepared)

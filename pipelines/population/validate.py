@@ -1,7 +1,12 @@
 """Normalise and validate the staged rows of a run; reject the ones that break a hard rule into quarantine.
 
-Identifier rules are vectorised over chunks (pipelines.identity); the chunks stream out of staging through a
-server-side cursor and their results stream back with COPY, so memory stays bounded whatever the run's size.
+Identifier rules are vectorised over chunks (pipelines.identity). They run where the rows already are: the extract
+task checks each chunk it stages (:func:`check_records`, in the same transaction, so the checks of a source are
+exactly those of its staged rows), so that the rules of all sources run in the parallel extract tasks rather than
+in one process afterwards, and no staged row has to be read back. :func:`validate_run` then only checks the rows a
+source staged without their checks (rows staged by other means, or by an older version), streamed out of staging
+through a server-side cursor with their results streamed back with COPY, so memory stays bounded whatever the
+run's size, and quarantines every rejected row.
 Output: ``staging.population_checked`` (one row per staged row: normalised identifiers and dates, reasons,
 warnings) and ``quarantine.population_record`` (every row with at least one reason, with its raw payload).
 """
@@ -22,6 +27,7 @@ from pipelines.copyutil import copy_frame, stream_frames
 from pipelines.identity import check_identities
 from pipelines.identity.divisions import is_known
 from pipelines.normalise import parse_dates
+from pipelines.population.attributes import RAW_FIELD_NAMES
 from pipelines.settings import settings
 from pipelines.warehouse import connect, sql_file
 
@@ -100,21 +106,43 @@ def check_chunk(frame: pd.DataFrame, run_id: int, as_of: date) -> pd.DataFrame:
     return out
 
 
+def check_records(conn, run_id: int, source_id: str, first_seq: int, records, as_of: date) -> int:
+    """Check a chunk of records of one source as it is staged (seq ``first_seq``, ``first_seq`` + 1, …) and COPY
+    the results into ``staging.population_checked``; returns the rows checked. ``records`` are
+    :class:`pipelines.sources.records.Record` objects."""
+    if not records:
+        return 0
+    at = {name: RAW_FIELD_NAMES.index(name) for name in STAGED_COLUMNS if name in RAW_FIELD_NAMES}
+    columns = {name: [r.values[i] for r in records] for name, i in at.items()}
+    frame = pd.DataFrame({
+        "source_id": source_id,
+        "seq": np.arange(first_seq, first_seq + len(records), dtype=np.int64),
+        "source_key": [r.source_key for r in records],
+        "parse_error": [r.parse_error for r in records],
+        **columns,
+    }, columns=STAGED_COLUMNS)
+    return copy_frame(conn, "staging.population_checked", check_chunk(frame, run_id, as_of), CHECKED_COLUMNS)
+
+
 def validate_run(run_id: int, as_of: date, url: URL | None = None,
                  on_step: Callable[[str, float], None] | None = None) -> dict[str, int]:
-    """Check every staged row of the run (idempotent: the run's previous results are replaced).
+    """Check every staged row of the run that its extract did not check, and quarantine the rejected rows
+    (idempotent: the run's review queue, quarantine and duplicates are replaced; checks are per staged row).
 
     ``on_step(step, seconds)``, when given, is called with the time of each part (the benchmark's timing hook):
     ``delete`` (an earlier attempt's results, and statistics of the staged rows), ``read`` (streaming staged rows
     out), ``rules`` (the vectorised checks), ``copy`` (results back in), ``analyze`` (statistics of the checks),
-    ``quarantine`` (rejected rows copied to quarantine)."""
+    ``quarantine`` (rejected rows copied to quarantine). Returns ``checked`` (the run's checked rows),
+    ``checked_here`` (those this call checked) and ``quarantined``."""
     checked = 0
     spent = {"read": 0.0, "rules": 0.0, "copy": 0.0}
     clock = time.perf_counter
     with connect(url) as conn, conn.transaction():
         t = clock()
         for stmt in (
-            "DELETE FROM staging.population_checked WHERE run_id = %s",
+            # checks without their staged row (the staged rows replaced outside stage_source)
+            "DELETE FROM staging.population_checked c WHERE c.run_id = %s AND NOT EXISTS (SELECT 1 FROM"
+            " staging.population_record s WHERE s.run_id = c.run_id AND s.source_id = c.source_id AND s.seq = c.seq)",
             "DELETE FROM population.review_queue WHERE run_id = %s",
             "DELETE FROM quarantine.population_record WHERE run_id = %s",
             "DELETE FROM staging.population_duplicate WHERE run_id = %s",
@@ -123,9 +151,10 @@ def validate_run(run_id: int, as_of: date, url: URL | None = None,
         analyze_staging(conn, "staging.population_record")  # the extract tasks have committed the run's rows
         if on_step is not None:
             on_step("delete", clock() - t)
-        query = (
-            "SELECT " + ", ".join(STAGED_COLUMNS) + " FROM staging.population_record WHERE run_id = %s"
-            " ORDER BY source_id, seq"
+        query = (  # the staged rows without their checks (none when every extract checked what it staged)
+            "SELECT " + ", ".join(f"s.{c}" for c in STAGED_COLUMNS) + " FROM staging.population_record s"
+            " WHERE s.run_id = %s AND NOT EXISTS (SELECT 1 FROM staging.population_checked c"
+            " WHERE c.run_id = s.run_id AND c.source_id = s.source_id AND c.seq = s.seq) ORDER BY s.source_id, s.seq"
         )
         t = clock()
         for frame in stream_frames(conn, query, (run_id,), STAGED_COLUMNS, settings.copy_chunk_rows, "validate"):
@@ -150,7 +179,9 @@ def validate_run(run_id: int, as_of: date, url: URL | None = None,
         quarantined = conn.execute(sql_file("population/quarantine_rejected.sql"), {"run_id": run_id}).rowcount
         if on_step is not None:
             on_step("quarantine", clock() - t)
-    return {"checked": checked, "quarantined": quarantined}
+        (total,) = conn.execute("SELECT count(*) FROM staging.population_checked WHERE run_id = %s",
+                                (run_id,)).fetchone()
+    return {"checked": total, "checked_here": checked, "quarantined": quarantined}
 
 
 def analyze_staging(conn, table: str) -> None:

@@ -26,15 +26,40 @@ def source_runs(triggering_asset_events: dict | None) -> list[int]:
     return sorted(run_ids) or flow.latest_run_ids()
 
 
-def prepare_all(run_ids: list[int]) -> list[dict]:
+def runs_to_publish(triggering_asset_events: dict | None) -> list[int]:
+    """source_runs, refusing to go on without any (nothing was ever reconciled)."""
+    run_ids = source_runs(triggering_asset_events)
     if not run_ids:
         raise flow.PublishError("no successful population run to publish from")
-    prepared = flow.prepare_all(run_ids)
-    for p in prepared:
-        log.info("%s: %s (%s rows)%s", p["release_id"], p["status"], p.get("row_count"),
-                 " — needs approval" if p["needs_approval"] else "")
-    return [{k: p.get(k) for k in ("release_id", "dataset_code", "version", "status", "needs_approval",
-                                   "review_summary", "row_count")} for p in prepared]
+    return run_ids
+
+
+def dataset_codes() -> list[str]:
+    """The datasets defined under datasets/: the prepare task is mapped over this list."""
+    from pipelines.publish.datasets import load_datasets
+
+    return [ds.code for ds in load_datasets()]
+
+
+def _brief(p: dict) -> dict:
+    """What crosses the task boundary of a prepared release (not its directory)."""
+    return {k: p.get(k) for k in ("release_id", "dataset_code", "version", "status", "needs_approval",
+                                  "review_summary", "row_count")}
+
+
+def prepare_one(dataset_code: str, run_ids: list[int]) -> dict:
+    """One mapped prepare task: build, review and write a release of one dataset."""
+    p = flow.prepare_release(dataset_code, run_ids)
+    log.info("%s: %s (%s rows)%s", p["release_id"], p["status"], p.get("row_count"),
+             " — needs approval" if p["needs_approval"] else "")
+    return _brief(p)
+
+
+def prepare_all(run_ids: list[int]) -> list[dict]:
+    """Every dataset's release, one after the other (the CLI's path; the DAG maps prepare_one)."""
+    if not run_ids:
+        raise flow.PublishError("no successful population run to publish from")
+    return [prepare_one(code, run_ids) for code in dataset_codes()]
 
 
 def publish_auto_approved(prepared: list[dict]) -> list[str]:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ import psycopg
 from psycopg import sql
 from sqlalchemy import URL
 
+from pipelines.population.validate import check_records
 from pipelines.registry import Source, source as registry_source
 from pipelines.settings import settings
 from pipelines.sources.api import read_api
@@ -63,12 +64,14 @@ _COPY = sql.SQL("COPY staging.population_record ({}) FROM STDIN").format(
 
 
 class _Stager:
-    """COPYs chunks of records of one (run, source) and numbers them."""
+    """COPYs chunks of records of one (run, source) and numbers them; each chunk's identifier and record checks
+    (pipelines.population.validate) are written beside it, in the same transaction."""
 
-    def __init__(self, conn: psycopg.Connection, source: Source, run_id: int):
+    def __init__(self, conn: psycopg.Connection, source: Source, run_id: int, as_of: date):
         self.conn = conn
         self.source = source
         self.run_id = run_id
+        self.as_of = as_of
         self.seq = 0
 
     def copy(self, chunks: Iterable[list[Record]]) -> int:
@@ -76,10 +79,12 @@ class _Stager:
         seq = self.seq
         with self.conn.cursor() as cur:
             for chunk in chunks:  # the reader may raise here (malformed file): the caller rolls back
+                first = seq + 1
                 with cur.copy(_COPY) as cp:
                     for record in chunk:
                         seq += 1
                         cp.write_row(copy_row(record, self.run_id, self.source, seq))
+                check_records(self.conn, self.run_id, self.source.id, first, chunk, self.as_of)
         staged, self.seq = seq - self.seq, seq
         return staged
 
@@ -184,13 +189,14 @@ def stage_source(
         started = conn.execute("SELECT clock_timestamp()").fetchone()[0]
         low = _window_low(conn, source_id, run_id)
         low = low.astimezone(SHANGHAI) if low is not None else None  # the same instant, spelled +08:00
-        for table in ("staging.population_record", "quarantine.source_file", "audit.file_manifest"):
+        for table in ("staging.population_record", "staging.population_checked", "quarantine.source_file",
+                      "audit.file_manifest"):
             schema, name = table.split(".")
             conn.execute(
                 sql.SQL("DELETE FROM {} WHERE run_id = %s AND source_id = %s").format(sql.Identifier(schema, name)),
                 (run_id, source_id),
             )
-        stager = _Stager(conn, src, run_id)
+        stager = _Stager(conn, src, run_id, interval_end.date())  # the as-of date validate_run is given
         detail: dict[str, Any]
         if src.kind == "frontdb":
             detail = {"kind": "frontdb", "table": src.table}
