@@ -140,24 +140,27 @@ def validate_run(run_id: int, as_of: date, url: URL | None = None,
     with connect(url) as conn, conn.transaction():
         t = clock()
         for stmt in (
-            # checks without their staged row (the staged rows replaced outside stage_source)
-            "DELETE FROM staging.population_checked c WHERE c.run_id = %s AND NOT EXISTS (SELECT 1 FROM"
-            " staging.population_record s WHERE s.run_id = c.run_id AND s.source_id = c.source_id AND s.seq = c.seq)",
             "DELETE FROM population.review_queue WHERE run_id = %s",
             "DELETE FROM quarantine.population_record WHERE run_id = %s",
             "DELETE FROM staging.population_duplicate WHERE run_id = %s",
         ):
             conn.execute(stmt, (run_id,))
+        unchecked = sources_to_check(conn, run_id)
+        if unchecked:  # checks without their staged row go (the staged rows were replaced outside stage_source)
+            conn.execute(
+                "DELETE FROM staging.population_checked c WHERE c.run_id = %s AND c.source_id = ANY(%s)"
+                " AND NOT EXISTS (SELECT 1 FROM staging.population_record s WHERE s.run_id = c.run_id"
+                " AND s.source_id = c.source_id AND s.seq = c.seq)", (run_id, unchecked))
         analyze_staging(conn, "staging.population_record")  # the extract tasks have committed the run's rows
         if on_step is not None:
             on_step("delete", clock() - t)
-        query = (  # the staged rows without their checks (none when every extract checked what it staged)
+        query = (  # the staged rows of those sources without their checks
             "SELECT " + ", ".join(f"s.{c}" for c in STAGED_COLUMNS) + " FROM staging.population_record s"
-            " WHERE s.run_id = %s AND NOT EXISTS (SELECT 1 FROM staging.population_checked c"
+            " WHERE s.run_id = %s AND s.source_id = ANY(%s) AND NOT EXISTS (SELECT 1 FROM staging.population_checked c"
             " WHERE c.run_id = s.run_id AND c.source_id = s.source_id AND c.seq = s.seq) ORDER BY s.source_id, s.seq"
         )
         t = clock()
-        for frame in stream_frames(conn, query, (run_id,), STAGED_COLUMNS, settings.copy_chunk_rows, "validate"):
+        for frame in stream_frames(conn, query, (run_id, unchecked), STAGED_COLUMNS, settings.copy_chunk_rows, "validate"):
             t1 = clock()
             result = check_chunk(frame, run_id, as_of)
             t2 = clock()
@@ -182,6 +185,23 @@ def validate_run(run_id: int, as_of: date, url: URL | None = None,
         (total,) = conn.execute("SELECT count(*) FROM staging.population_checked WHERE run_id = %s",
                                 (run_id,)).fetchone()
     return {"checked": total, "checked_here": checked, "quarantined": quarantined}
+
+
+def sources_to_check(conn, run_id: int) -> list[str]:
+    """The sources of the run whose staged rows and checks are not known to pair up one to one.
+
+    Without an anti-join of two tables of the run's size: per source, the staged seqs and the checked seqs are
+    compared by count, min and max. Both tables are keyed by (run, source, seq), so two sets with the same count
+    that each fill the whole range between the same min and max are the same set (stage_source numbers a source's
+    rows 1..n, so this is the case whenever its extract checked what it staged); any other source is listed."""
+    stats = "SELECT source_id, count(*), min(seq), max(seq) FROM {} WHERE run_id = %s GROUP BY source_id"
+    staged = {r[0]: r[1:] for r in conn.execute(stats.format("staging.population_record"), (run_id,))}
+    checked = {r[0]: r[1:] for r in conn.execute(stats.format("staging.population_checked"), (run_id,))}
+    return sorted(
+        source for source in staged.keys() | checked.keys()
+        if staged.get(source) != checked.get(source)
+        or staged[source][0] != staged[source][2] - staged[source][1] + 1
+    )
 
 
 def analyze_staging(conn, table: str) -> None:

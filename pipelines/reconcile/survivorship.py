@@ -60,8 +60,9 @@ def golden_query(authorities: list[AttributeAuthority]) -> sql.Composed:
     # row_hash: the hash of the person's identity and values (what SCD2 compares), taken on the way in
     return sql.SQL(
         "CREATE TEMP TABLE golden ON COMMIT DROP AS "
-        "SELECT g.*, CASE WHEN p.person_id IS NOT NULL "
-        "THEN md5(row(p.id_type, p.id_number, {vals})::text) END AS row_hash "
+        "SELECT g.*, CASE WHEN coalesce(p.person_id, n.person_id) IS NOT NULL "
+        "THEN md5(row(coalesce(p.id_type, n.id_type), coalesce(p.id_number, n.id_number), {vals})::text) END "
+        "AS row_hash "
         "FROM (SELECT a.person_id, {picks}, a.first_update, a.last_update "
         "      FROM (SELECT s.person_id, {aggregates}, min(s.source_updated_at) AS first_update, "
         "                   max(s.source_updated_at) AS last_update "
@@ -70,14 +71,20 @@ def golden_query(authorities: list[AttributeAuthority]) -> sql.Composed:
         "                  FROM population.source_record sr JOIN touched t USING (person_id) "
         "                  WHERE sr.is_current) s "
         "            GROUP BY s.person_id) a) g "
-        "LEFT JOIN population.person p ON p.person_id = g.person_id"
+        "LEFT JOIN population.person p ON p.person_id = g.person_id "
+        "LEFT JOIN new_person n ON n.person_id = g.person_id"
     ).format(picks=sql.SQL(", ").join(picks), aggregates=sql.SQL(", ").join(aggregates),
              vals=_ids(GOLDEN_ATTRIBUTES, "g"))
 
 
 def scd2_merge() -> sql.Composed:
-    """Close the current version and open a new one for every person whose values changed; keep the lineage
-    pointers of unchanged persons current. valid_from is the time the departments recorded the change."""
+    """Write the run's new persons (new_person, drawn by the match on ID) with their values and first version;
+    close the current version and open a new one for every held person whose values changed; keep the lineage
+    pointers of unchanged persons current. valid_from is the time the departments recorded the change (a new
+    person: its earliest current statement).
+
+    A new person without any current statement (its only record lost to a later statement of the same record
+    key, under another number) is written empty (row_hash '') and retired below, as before it had values."""
     set_values = sql.SQL(", ").join(
         sql.SQL("{c} = g.{c}").format(c=sql.Identifier(c)) for c in [*GOLDEN_ATTRIBUTES, *SRC]
     )
@@ -87,6 +94,16 @@ def scd2_merge() -> sql.Composed:
     )
     return sql.SQL(
         """
+        INSERT INTO population.person ({cols})
+        SELECT n.person_id, n.id_type, n.id_number, {gvals}, coalesce(g.row_hash, ''),
+               coalesce(g.first_update, n.valid_from), %(run_id)s, %(run_id)s
+        FROM new_person n LEFT JOIN golden g USING (person_id);
+
+        INSERT INTO population.person_history ({cols}, valid_to, version)
+        SELECT {pcols}, NULL, 1
+        FROM population.person p JOIN new_person n USING (person_id)
+        WHERE p.row_hash <> '';
+
         CREATE TEMP TABLE changed ON COMMIT DROP AS
         SELECT g.person_id,
                CASE WHEN p.row_hash = '' THEN g.first_update
@@ -145,6 +162,7 @@ def scd2_merge() -> sql.Composed:
         set_values=set_values,
         cols=_ids(VERSION_COLUMNS),
         pcols=_ids(VERSION_COLUMNS, "p"),
+        gvals=_ids([*GOLDEN_ATTRIBUTES, *SRC], "g"),
         src_differs=src_differs,
         set_src=set_src,
     )

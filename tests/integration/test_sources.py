@@ -21,6 +21,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from pipelines.population.validate import validate_run
 from pipelines.registry import source
 from pipelines.runs import open_run
 from pipelines.settings import Settings, settings
@@ -355,6 +356,21 @@ def test_files_formats_edges_rerun_and_late_files(clean_warehouse, landing, smal
     assert rows(url, "SELECT * FROM quarantine.source_file ORDER BY source_id, origin") == q_before
     assert rows(url, "SELECT path, sha256, size_bytes, drop_date::text, run_id, rows_read, error"
                      " FROM audit.file_manifest ORDER BY source_id, path") == m_before
+
+    # The extract checked every row it staged, and none of the rolled-back file's; validate_run computes the same
+    # checks from the staged rows alone (here: a source whose checks are gone) and touches nothing else.
+    keys = "SELECT source_id, seq FROM staging.population_{} WHERE run_id = %s ORDER BY source_id, seq"
+    assert rows(url, keys.format("checked"), (run1,)) == rows(url, keys.format("record"), (run1,))
+    checks = "SELECT * FROM staging.population_checked WHERE run_id = %s ORDER BY source_id, seq"
+    by_extract = rows(url, checks, (run1,))
+    assert any(r[-2] for r in by_extract)  # some row was rejected (the malformed line)
+    with connect(url) as conn:
+        gone = conn.execute("DELETE FROM staging.population_checked WHERE run_id = %s AND source_id = %s",
+                            (run1, "civil_marriage")).rowcount
+    assert gone > 0
+    result = validate_run(run1, JAN3.date(), url)
+    assert (result["checked"], result["checked_here"]) == (len(by_extract), gone)
+    assert rows(url, checks, (run1,)) == by_extract
 
     # Next interval: tomorrow's folder and a late file dropped into an old folder; nothing taken twice.
     late = [["JZZ100", "310101199001011234", "迟到", "1", "19900101", "310101", "310101", "上海市黄浦区", ""]]
