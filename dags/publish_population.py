@@ -17,7 +17,8 @@ DOC = """
 **Owner:** 市大数据中心 open-data team; provider of the datasets: 市公安局 and the other population departments.
 
 **What it does.** Scheduled on the Asset `population.person` (a population run that passed its quality gate). For
-every open dataset defined in `datasets/population/` it builds the rows from the golden tables, runs the automatic
+every open dataset defined in `datasets/population/` that is due (every daily dataset; a weekly or monthly one
+once per period of its `update_frequency`), one mapped `prepare_release` task each, it builds the rows from the golden tables, runs the automatic
 privacy and confidentiality review (保密审查: no direct identifiers, small-cell suppression with complementary
 suppression, k-anonymity for record-level data, a scan of every file for ID-number and phone patterns) and writes
 a versioned release (CSV with BOM, XLSX, XML, JSON, manifest) that is not yet served.
@@ -54,10 +55,10 @@ def publish_population():
         return dag_steps.runs_to_publish(triggering_asset_events)
 
     @task
-    def dataset_codes() -> list[str]:
+    def dataset_codes(run_ids: list[int]) -> list[str]:
         from pipelines.publish import dag_steps
 
-        return dag_steps.dataset_codes()
+        return dag_steps.dataset_codes(run_ids)
 
     # one mapped task per dataset: the releases are prepared in parallel (as many at a time as the executor runs)
     @task(map_index_template="{{ dataset_code }}")
@@ -89,7 +90,8 @@ def publish_population():
         decisions = [ti.xcom_pull(task_ids="approve", map_indexes=i) for i in range(len(pending))]
         return dag_steps.apply_decisions(pending, decisions)
 
-    prepared = prepare_release.partial(run_ids=source_runs()).expand(dataset_code=dataset_codes())
+    runs = source_runs()
+    prepared = prepare_release.partial(run_ids=runs).expand(dataset_code=dataset_codes(runs))
     # one Human-in-the-loop request per release that needs a person (subject + body = the review report)
     approve = HITLOperator.partial(
         task_id="approve",

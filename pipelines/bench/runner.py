@@ -396,7 +396,7 @@ def run_publish(run_id: int, stages: list[Stage], workers: int = 1) -> dict:
     from pipelines.publish import dag_steps
     from pipelines.publish import flow as publish_flow
 
-    codes = dag_steps.dataset_codes()
+    codes = dag_steps.dataset_codes([run_id])  # the datasets due (a monthly one not again the next day)
     done: dict[str, dict] = {}
     if workers <= 1:
         for code in codes:

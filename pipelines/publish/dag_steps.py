@@ -34,11 +34,12 @@ def runs_to_publish(triggering_asset_events: dict | None) -> list[int]:
     return run_ids
 
 
-def dataset_codes() -> list[str]:
-    """The datasets defined under datasets/: the prepare task is mapped over this list."""
-    from pipelines.publish.datasets import load_datasets
-
-    return [ds.code for ds in load_datasets()]
+def dataset_codes(run_ids: list[int]) -> list[str]:
+    """The datasets due for these runs (flow.due_datasets: every daily one, the others once per period of their
+    update_frequency): the prepare task is mapped over this list."""
+    codes = flow.due_datasets(run_ids)
+    log.info("datasets due: %s", ", ".join(codes) or "none")
+    return codes
 
 
 def _brief(p: dict) -> dict:
@@ -56,10 +57,10 @@ def prepare_one(dataset_code: str, run_ids: list[int]) -> dict:
 
 
 def prepare_all(run_ids: list[int]) -> list[dict]:
-    """Every dataset's release, one after the other (the CLI's path; the DAG maps prepare_one)."""
+    """The release of every dataset due, one after the other (the DAG maps prepare_one instead)."""
     if not run_ids:
         raise flow.PublishError("no successful population run to publish from")
-    return [prepare_one(code, run_ids) for code in dataset_codes()]
+    return [prepare_one(code, run_ids) for code in dataset_codes(run_ids)]
 
 
 def publish_auto_approved(prepared: list[dict]) -> list[str]:

@@ -220,6 +220,52 @@ def quality_gate(conn: Connection, run_ids: list[int], pipeline: str) -> dict[st
     return {"passed": not detail["problems"], "as_of": as_of, **detail}
 
 
+def period(frequency: str, day: date) -> tuple[int, ...]:
+    """The calendar period of ``day`` for a dataset's update_frequency: one release per period is due."""
+    if frequency == "daily":
+        return (day.toordinal(),)
+    if frequency == "weekly":
+        return tuple(day.isocalendar()[:2])
+    if frequency == "monthly":
+        return (day.year, day.month)
+    if frequency == "quarterly":
+        return (day.year, (day.month - 1) // 3)
+    if frequency == "annual":
+        return (day.year,)
+    raise ValueError(f"unknown update frequency {frequency!r}")
+
+
+def due_datasets(run_ids: list[int], *, datasets_dir: Path | None = None, url: URL | None = None) -> list[str]:
+    """The datasets a publication of these runs prepares: every daily one, and every other one whose declared
+    update_frequency (its catalog's 更新频率 / dct:accrualPeriodicity) has no release yet for the period of the
+    runs' as-of date — a release prepared and not blocked or rejected (awaiting approval, approved, published,
+    superseded or rolled back all count: the period has its release, or a person is deciding on it).
+
+    So a weekly or monthly dataset (the record-level sample, reviewed by a person) is rebuilt once per period,
+    not after every daily run; ``python -m pipelines publish prepare --dataset CODE`` prepares one at any time."""
+    datasets = load_datasets(datasets_dir)
+    with connect(url) as conn:
+        (end,) = conn.execute("SELECT max(interval_end) FROM audit.run WHERE run_id = ANY(%s)",
+                              (sorted(run_ids),)).fetchone()
+        as_of = (end - timedelta(microseconds=1)).astimezone(SHANGHAI).date() if end else None
+        released: dict[str, list[date]] = {}
+        for code, day in conn.execute(
+            "SELECT dataset_code, as_of FROM publish.release WHERE status NOT IN ('blocked', 'rejected')"
+        ):
+            released.setdefault(code, []).append(day)
+    due = []
+    for ds in datasets:
+        if as_of is None or ds.update_frequency == "daily":
+            due.append(ds.code)
+            continue
+        now = period(ds.update_frequency, as_of)
+        if all(period(ds.update_frequency, day) != now for day in released.get(ds.code, [])):
+            due.append(ds.code)
+        else:
+            log.info("%s: not due (%s; a release for the period of %s exists)", ds.code, ds.update_frequency, as_of)
+    return due
+
+
 def latest_run_ids(pipeline: str = "population", url: URL | None = None) -> list[int]:
     """The newest successful run of the pipeline (what the CLI releases when no run is named)."""
     with connect(url) as conn:

@@ -62,7 +62,7 @@ def golden_query(authorities: list[AttributeAuthority]) -> sql.Composed:
         "CREATE TEMP TABLE golden ON COMMIT DROP AS "
         "SELECT g.*, CASE WHEN coalesce(p.person_id, n.person_id) IS NOT NULL "
         "THEN md5(row(coalesce(p.id_type, n.id_type), coalesce(p.id_number, n.id_number), {vals})::text) END "
-        "AS row_hash "
+        "AS row_hash, n.person_id IS NOT NULL AS new_person "
         "FROM (SELECT a.person_id, {picks}, a.first_update, a.last_update "
         "      FROM (SELECT s.person_id, {aggregates}, min(s.source_updated_at) AS first_update, "
         "                   max(s.source_updated_at) AS last_update "
@@ -97,12 +97,13 @@ def scd2_merge() -> sql.Composed:
         INSERT INTO population.person ({cols})
         SELECT n.person_id, n.id_type, n.id_number, {gvals}, coalesce(g.row_hash, ''),
                coalesce(g.first_update, n.valid_from), %(run_id)s, %(run_id)s
-        FROM new_person n LEFT JOIN golden g USING (person_id);
+        FROM new_person n LEFT JOIN golden g USING (person_id)
+        ORDER BY n.person_id;
 
         INSERT INTO population.person_history ({cols}, valid_to, version)
-        SELECT {pcols}, NULL, 1
-        FROM population.person p JOIN new_person n USING (person_id)
-        WHERE p.row_hash <> '';
+        SELECT n.person_id, n.id_type, n.id_number, {gvals}, g.row_hash, g.first_update, %(run_id)s, %(run_id)s,
+               NULL, 1
+        FROM new_person n JOIN golden g USING (person_id);
 
         CREATE TEMP TABLE changed ON COMMIT DROP AS
         SELECT g.person_id,
@@ -110,7 +111,7 @@ def scd2_merge() -> sql.Composed:
                     ELSE greatest(g.last_update, p.valid_from + interval '1 microsecond') END AS new_valid_from,
                p.row_hash = '' AS is_new
         FROM golden g JOIN population.person p USING (person_id)
-        WHERE p.row_hash IS DISTINCT FROM g.row_hash;
+        WHERE NOT g.new_person AND p.row_hash IS DISTINCT FROM g.row_hash;
 
         UPDATE population.person_history h SET valid_to = c.new_valid_from
         FROM changed c
@@ -130,7 +131,7 @@ def scd2_merge() -> sql.Composed:
 
         CREATE TEMP TABLE relinked ON COMMIT DROP AS
         SELECT g.* FROM golden g JOIN population.person p USING (person_id)
-        WHERE p.row_hash = g.row_hash AND ({src_differs})
+        WHERE NOT g.new_person AND p.row_hash = g.row_hash AND ({src_differs})
           AND NOT EXISTS (SELECT 1 FROM changed c WHERE c.person_id = g.person_id);
         UPDATE population.person p SET {set_src} FROM relinked g WHERE p.person_id = g.person_id;
         UPDATE population.person_history p SET {set_src}
@@ -172,14 +173,18 @@ def discrepancy_query(authorities: list[AttributeAuthority]) -> sql.Composed:
     """Every current statement of a touched person whose value for a compared attribute differs from the golden
     value where that value came from the authority (a fallback value is no basis for a 比对).
 
-    One pass: each current statement of a touched person is set against the golden values of every compared
-    attribute at once (a LATERAL list of attributes), and only a differing pair looks up the authority's statement.
+    One pass: each current statement of a touched person is first tested against the golden values of every
+    compared attribute at once (one OR of the comparisons: most statements agree on everything and go no further),
+    then a statement that differs somewhere is set against each attribute (a LATERAL list of attributes), and only
+    a differing pair looks up the authority's statement.
     """
-    pairs = []
+    pairs, differs = [], []
     for auth in authorities:
         if not auth.compare:
             continue
         a = sql.Identifier(auth.attribute)
+        differs.append(sql.SQL("(sr.{a} IS NOT NULL AND sr.{a} IS DISTINCT FROM p.{a} AND sr.department <> {authority})")
+                       .format(a=a, authority=sql.Literal(auth.authority)))
         pairs.append(sql.SQL(
             "({name}, {authority}, p.{src}, sr.{a}::text, p.{a}::text, "
             "sr.{a} IS NOT NULL AND sr.{a} IS DISTINCT FROM p.{a})"
@@ -195,7 +200,7 @@ def discrepancy_query(authorities: list[AttributeAuthority]) -> sql.Composed:
         CROSS JOIN LATERAL (VALUES {pairs})
             AS d(attribute, authority, src, department_value, authority_value, differs)
         JOIN population.source_record au ON au.source_record_id = d.src AND au.department = d.authority
-        WHERE d.differs AND sr.department <> d.authority;
+        WHERE ({any_differs}) AND d.differs AND sr.department <> d.authority;
 
         INSERT INTO population.discrepancy (person_id, attribute, department, source_id, source_key, department_value,
             authority_department, authority_value, authority_source_key, status, first_run_id, last_run_id)
@@ -217,4 +222,4 @@ def discrepancy_query(authorities: list[AttributeAuthority]) -> sql.Composed:
           AND NOT EXISTS (SELECT 1 FROM found_discrepancy f
                           WHERE f.person_id = d.person_id AND f.attribute = d.attribute AND f.source_id = d.source_id);
         """
-    ).format(pairs=sql.SQL(", ").join(pairs))
+    ).format(pairs=sql.SQL(", ").join(pairs), any_differs=sql.SQL(" OR ").join(differs))

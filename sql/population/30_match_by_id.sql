@@ -5,11 +5,12 @@
 CREATE TEMP TABLE new_person ON COMMIT DROP AS
 SELECT nextval('population.person_id_seq') AS person_id, n.id_type, n.id_number, n.valid_from
 FROM (
-    SELECT DISTINCT ON (c.id_type, c.id_number) c.id_type, c.id_number, c.source_updated_at AS valid_from
+    SELECT c.id_type, c.id_number, min(c.source_updated_at) AS valid_from  -- (the earliest record's time)
     FROM candidate c
     WHERE c.id_number IS NOT NULL
       AND NOT EXISTS (SELECT 1 FROM population.person p WHERE p.id_type = c.id_type AND p.id_number = c.id_number)
-    ORDER BY c.id_type, c.id_number, c.source_updated_at, c.source_id, c.seq
+    GROUP BY c.id_type, c.id_number
+    ORDER BY c.id_type, c.id_number  -- ids in the order of the unique index: both of person's indexes grow at the end
 ) n;
 ANALYZE new_person;
 

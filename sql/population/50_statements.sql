@@ -63,24 +63,30 @@ SELECT x.person_id FROM population.person_xref x JOIN candidate c USING (source_
 
 -- the crosswalk follows the latest statement of each of the run's keys: the keys it holds are updated, the others
 -- inserted (two statements rather than INSERT … ON CONFLICT DO UPDATE, whose speculative insertion per row cost
--- a third of the statement on a full load, where every key is new)
+-- a third of the statement on a full load, where every key is new). Which keys it holds is decided before either
+-- writes (held): an INSERT whose anti-join reads the table it inserts into was planned, on an emptied and vacuumed
+-- crosswalk (0 rows known), as a nested loop scanning the growing table once per inserted row — quadratic.
 CREATE TEMP TABLE latest ON COMMIT DROP AS
-SELECT c.source_id, c.source_key, c.department, c.person_id, c.match_method
-FROM candidate c JOIN keyed k ON k.source_id = c.source_id AND k.seq = c.seq
-WHERE k.wins
-UNION ALL
-SELECT sr.source_id, sr.source_key, sr.department, sr.person_id, sr.match_method
-FROM keyed k JOIN population.source_record sr ON sr.source_record_id = k.prior_id
-WHERE NOT k.wins;
+SELECT l.*, x.source_id IS NOT NULL AS held
+FROM (
+    SELECT c.source_id, c.source_key, c.department, c.person_id, c.match_method
+    FROM candidate c JOIN keyed k ON k.source_id = c.source_id AND k.seq = c.seq
+    WHERE k.wins
+    UNION ALL
+    SELECT sr.source_id, sr.source_key, sr.department, sr.person_id, sr.match_method
+    FROM keyed k JOIN population.source_record sr ON sr.source_record_id = k.prior_id
+    WHERE NOT k.wins
+) l
+LEFT JOIN population.person_xref x ON x.source_id = l.source_id AND x.source_key = l.source_key;
 ANALYZE latest;
 
 UPDATE population.person_xref x
 SET person_id = l.person_id, match_method = l.match_method,
     first_run_id = least(x.first_run_id, %(run_id)s), last_run_id = greatest(x.last_run_id, %(run_id)s)
 FROM latest l
-WHERE x.source_id = l.source_id AND x.source_key = l.source_key;
+WHERE l.held AND x.source_id = l.source_id AND x.source_key = l.source_key;
 
 INSERT INTO population.person_xref (source_id, source_key, department, person_id, match_method, first_run_id, last_run_id)
 SELECT l.source_id, l.source_key, l.department, l.person_id, l.match_method, %(run_id)s, %(run_id)s
 FROM latest l
-WHERE NOT EXISTS (SELECT 1 FROM population.person_xref x WHERE x.source_id = l.source_id AND x.source_key = l.source_key);
+WHERE NOT l.held;

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -719,3 +719,21 @@ def test_cli_prepare_approve_release_list_rollback(warehouse, capsys):
     assert main_cli.main(["publish", "prepare", "--all"]) in (0, 1)  # default: the newest successful run
     out = json.loads(capsys.readouterr().out)
     assert {r["dataset_code"] for r in out} == {d.code for d in load_datasets()}
+
+
+def test_a_monthly_dataset_is_due_once_per_month_the_daily_ones_every_run(warehouse):
+    url, run_id = warehouse
+    daily = sorted(d.code for d in load_datasets() if d.update_frequency == "daily")
+    assert MICRO not in daily and next(d for d in load_datasets() if d.code == MICRO).update_frequency == "monthly"
+    assert sorted(flow.due_datasets([run_id])) == sorted([*daily, MICRO])   # nothing released yet
+    rejected = flow.prepare_release(MICRO, [run_id])
+    flow.reject_release(rejected["release_id"], "李四", "口径有误")
+    assert MICRO in flow.due_datasets([run_id])                             # a rejected release does not count
+    waiting = flow.prepare_release(MICRO, [run_id])
+    assert waiting["status"] == "awaiting_approval"
+    later = population_run(url, DAY + timedelta(days=3))                     # 2026-01-08: the same month
+    assert sorted(flow.due_datasets([later])) == daily                      # the month has its release
+    next_month = population_run(url, datetime(2026, 2, 1, tzinfo=SHANGHAI))
+    assert MICRO in flow.due_datasets([next_month])
+    assert [flow.period(f, date(2026, 1, 5)) for f in ("weekly", "monthly", "quarterly", "annual")] == [
+        (2026, 2), (2026, 1), (2026, 0), (2026,)]
