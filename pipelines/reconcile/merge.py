@@ -69,6 +69,15 @@ BULK_RESTORE = {  # step -> (kind, name) restored after it
                                 (FOREIGN_KEYS, "population.person"), (INDEX, "population.person_history_as_of")],
 }
 
+# ... and analysed after it: a bulk load multiplies the table's size within the transaction, far beyond what its
+# statistics (or autovacuum, which only runs after the commit) know, and the next steps' joins are planned on them
+# (a first load's tables have never been analysed: the golden CTAS was planned as a nested loop over a million
+# persons and ran for many minutes).
+BULK_ANALYZE = {
+    "population/50_statements.sql": ["population.source_record", "population.person_xref"],
+    "survivorship.scd2_merge": ["population.person", "population.person_history"],
+}
+
 
 class AccountingError(RuntimeError):
     """A source's rows do not add up: received != merged + quarantined + duplicates."""
@@ -106,6 +115,11 @@ def reconcile_run(run_id: int, url: URL | None = None,
                     conn.execute(statement)
                 if record:
                     record(f"restore {kind} {obj} (bulk load)", 0, time.perf_counter() - t0)
+            for table in BULK_ANALYZE.get(name, []) if bulk else []:
+                t0 = time.perf_counter()
+                conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(*table.split("."))))
+                if record:
+                    record(f"analyze {table} (bulk load)", 0, time.perf_counter() - t0)
             if on_step is not None:
                 on_step(name, time.perf_counter() - started, statements)
 

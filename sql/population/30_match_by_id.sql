@@ -12,6 +12,7 @@ FROM (
     GROUP BY c.id_type, c.id_number
     ORDER BY c.id_type, c.id_number  -- ids in the order of the unique index: both of person's indexes grow at the end
 ) n;
+CREATE UNIQUE INDEX ON new_person (person_id);  -- golden joins it by id, whatever the plan
 ANALYZE new_person;
 
 -- The candidates with their person (NULL: no usable ID, matched on evidence below). Made as a new table that
