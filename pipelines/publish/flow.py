@@ -173,6 +173,9 @@ def refresh_district_map(conn: Connection) -> None:
             s = str(successor)
             rows.append((code, s, SHANGHAI_DISTRICTS[s], DISTRICT_NAMES_EN[s], order[s]))
     with conn.transaction():
+        # the mapped prepare tasks of the publish DAG run in parallel: one rewrite at a time (a reader sees the old
+        # rows or the new ones, never none)
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('publish:district_map'))")
         conn.execute("DELETE FROM publish_work.district_map")
         with conn.cursor() as cur:
             cur.executemany("INSERT INTO publish_work.district_map VALUES (%s, %s, %s, %s, %s)", rows)

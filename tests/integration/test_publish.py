@@ -737,3 +737,23 @@ def test_a_monthly_dataset_is_due_once_per_month_the_daily_ones_every_run(wareho
     assert MICRO in flow.due_datasets([next_month])
     assert [flow.period(f, date(2026, 1, 5)) for f in ("weekly", "monthly", "quarterly", "annual")] == [
         (2026, 2), (2026, 1), (2026, 0), (2026,)]
+
+
+def test_prepares_of_two_datasets_may_run_at_the_same_time(warehouse):
+    """The publish DAG maps prepare_release over the datasets, and a parallel executor runs them together: the
+    shared work tables they refresh must not collide (they did: a duplicate key in the district map)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    url, run_id = warehouse
+
+    def refresh(_):
+        with connect(url, autocommit=True) as conn:
+            for _ in range(5):
+                flow.refresh_district_map(conn)
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        list(pool.map(refresh, range(6)))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        done = list(pool.map(lambda code: flow.prepare_release(code, [run_id]), [POP, MICRO]))
+    assert [d["dataset_code"] for d in done] == [POP, MICRO]
+    assert all(d["status"] != "blocked" and Path(d["directory"]).is_dir() for d in done)
