@@ -113,13 +113,22 @@ def parse_dates(s: pd.Series) -> tuple[pd.Series, pd.Series]:
 
 
 def _parse_distinct(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Fast path first: the values pandas' C parser reads as exactly ``YYYY-M-D`` (nearly every value a source
-    sends) with a year in range give the same date the patterns would; the rest go through the patterns."""
-    fast = pd.to_datetime(s, format="%Y-%m-%d", errors="coerce")
-    fast_ok = (fast.notna() & (fast.dt.year >= _MIN_YEAR) & (fast.dt.year <= _MAX_YEAR)).to_numpy()
+    """Fast path first: the values pandas' C parser reads as exactly ``YYYY-M-D`` or (eight digits) ``YYYYMMDD``
+    — nearly every value a source sends — with a year in range give the same date the patterns would; the rest go
+    through the patterns."""
     values = np.full(len(s), np.datetime64("NaT", "ns"), dtype="datetime64[ns]")
     bad = np.zeros(len(s), dtype=bool)
-    values[fast_ok] = fast[fast_ok].to_numpy(dtype="datetime64[ns]")
+    fast_ok = np.zeros(len(s), dtype=bool)
+    digits8 = (s.str.len() == 8) & s.str.isdigit()  # YYYYMMDD only as exactly eight digits, as the pattern has it
+    for fmt, which in (("%Y-%m-%d", ~digits8.fillna(False)), ("%Y%m%d", digits8.fillna(False))):
+        which = which.to_numpy(dtype=bool)
+        if not which.any():
+            continue
+        fast = pd.to_datetime(s[which], format=fmt, errors="coerce")
+        ok = (fast.notna() & (fast.dt.year >= _MIN_YEAR) & (fast.dt.year <= _MAX_YEAR)).to_numpy()
+        at = np.flatnonzero(which)[ok]
+        values[at] = fast[ok].to_numpy(dtype="datetime64[ns]")
+        fast_ok[at] = True
     if not fast_ok.all():
         values[~fast_ok], bad[~fast_ok] = _parse_patterns(s[~fast_ok])
     return values, bad
