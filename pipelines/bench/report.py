@@ -243,12 +243,15 @@ def markdown(results: list[BaseResult], info: dict[str, Any], when: str, command
         "- Day 0 is the full first extract; day 1 the daily increment, its ChangeRates scaled so that its rows are "
         "about 1% of day 0's. Each day runs the stages the DAG's tasks run (`pipelines.population.flow`), "
         "one after the other, without the scheduler; a CHECKPOINT precedes each timed phase.",
-        "- Stages: **extract** = `stage_source` for every source (rows received); **validate** = `validate_run` "
-        "(rows checked); **reconcile** = `reconcile_run`, every SQL step of sql/population/ and "
+        "- Stages: **extract** = `stage_source` for every source, the identifier and record rules of each staged "
+        "chunk included (rows received); **validate** = `validate_run`: rules for any staged row left unchecked, "
+        "quarantine of the rejected rows (rows checked); **reconcile** = `reconcile_run`, every SQL step of sql/population/ and "
         "pipelines/reconcile/survivorship.py timed (rows received); **quality gate** = `run_gate`, Data Docs and "
         "scorecard included, over the whole golden tables on the full load and over the rows the run wrote on the "
         "increment (scope 'auto', docs/quality.md; rows = persons validated); **publish** = what the "
-        "publish_population DAG runs after it (prepare every dataset's release, publish the automatic ones). rows/s = rows / "
+        "publish_population DAG runs after it (prepare a release of every dataset due — daily ones every day, the "
+        "monthly record-level sample once a month — one mapped task per dataset, as many at a time as extract "
+        "tasks; publish the automatic ones). rows/s = rows / "
         "seconds; × COPY = seconds / the COPY reference's seconds.",
         "- Memory: Python peak = the benchmark process's RSS (sampled every 0.1 s, backed by ru_maxrss); the "
         "simulator runs in a child process and is not counted. PG private = RSS minus shared pages of the "

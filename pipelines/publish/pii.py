@@ -163,9 +163,9 @@ def scan_rows(conn: Connection, table: sql.Composable, columns: list[str], datab
     hits = [{"column": col, "pattern": name, "rows": n} for (col, name), n in zip(keys, counts) if n]
     if database in IDENTIFIER_COLUMNS:
         # Values of the release that are a person's identifier in the source database. One query per release: the
-        # release's distinct values are hashed (small), the source table is scanned once per identifier column
-        # against them (rather than every identifier of the source hashed once per release column: minutes at a
-        # million residents), and the rows per release column are counted from the values that hit.
+        # release's distinct values are hashed (small), the source table is scanned once against them (rather than
+        # every identifier of the source hashed once per release column: minutes at a million residents), and the
+        # rows per release column are counted from the values that hit.
         source, ident_cols = IDENTIFIER_COLUMNS[database]
         src = sql.Identifier(*source.split("."))
         values = sql.SQL(" UNION ALL ").join(
@@ -173,10 +173,11 @@ def scan_rows(conn: Connection, table: sql.Composable, columns: list[str], datab
                 name=sql.Literal(col), c=sql.Identifier(col), t=table)
             for col in columns
         )
-        matches = sql.SQL(" UNION ").join(
-            sql.SQL("SELECT u.val FROM u JOIN {s} s ON s.{i}::text = u.val").format(s=src, i=sql.Identifier(i))
-            for i in ident_cols
-        )
+        # one pass over the source table: each row's identifiers side by side (LATERAL VALUES), probed against the
+        # hashed release values (one scan instead of one per identifier column: 5 at a million residents)
+        matches = sql.SQL("SELECT DISTINCT u.val FROM {s} s CROSS JOIN LATERAL (VALUES {idents}) AS i(v) "
+                          "JOIN u ON u.val = i.v").format(
+            s=src, idents=sql.SQL(", ").join(sql.SQL("(s.{}::text)").format(sql.Identifier(i)) for i in ident_cols))
         rows = conn.execute(
             sql.SQL("WITH bv AS MATERIALIZED ({values}), u AS MATERIALIZED (SELECT DISTINCT val FROM bv), "
                     "hit AS MATERIALIZED ({matches}) "
