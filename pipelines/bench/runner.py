@@ -236,17 +236,16 @@ class Context:
         self.note(f"{label}: {stage.name} {stage.seconds:,.1f} s{rows}")
 
 
-def extract_task(args: tuple) -> dict:
-    """One source's extract in a worker process (what one mapped extract task of the DAG does)."""
+def timed_task(fn: Callable, *args, **kwargs) -> dict:
+    """``fn(*args, **kwargs)`` in a worker process, as one mapped task of a DAG runs (an extract per source, a
+    prepare per dataset): its result, seconds, peak RSS and process id."""
     import os
 
     from pipelines.bench.measure import ru_maxrss_bytes
-    from pipelines.sources import stage_source
 
-    source_id, run_id, start, end, url, landing, api_url, frontdb = args
     t0 = time.perf_counter()
-    r = stage_source(source_id, run_id, start, end, url, landing_dir=landing, api_url=api_url, frontdb_url=frontdb)
-    return {"result": r, "seconds": time.perf_counter() - t0, "maxrss": ru_maxrss_bytes(), "pid": os.getpid()}
+    result = fn(*args, **kwargs)
+    return {"result": result, "seconds": time.perf_counter() - t0, "maxrss": ru_maxrss_bytes(), "pid": os.getpid()}
 
 
 def run_day(ctx: Context, day: date, index: int, label: str) -> RunResult:
@@ -278,11 +277,11 @@ def run_day(ctx: Context, day: date, index: int, label: str) -> RunResult:
                 received += r["received"]
                 ctx.tick(f"{label}: extract {src.id}")
         else:  # as the DAG's mapped extract tasks run: one process per task, ctx.extract_workers at a time
-            args = [(src.id, run_id, start, end, ctx.url, ctx.paths.landing, ctx.api_url, ctx.frontdb)
-                    for src in sources]
             with ProcessPoolExecutor(max_workers=ctx.extract_workers,
                                      mp_context=multiprocessing.get_context("spawn")) as pool:
-                futures = {pool.submit(extract_task, a): a[0] for a in args}
+                futures = {pool.submit(timed_task, stage_source, src.id, run_id, start, end, ctx.url,
+                                       landing_dir=ctx.paths.landing, api_url=ctx.api_url,
+                                       frontdb_url=ctx.frontdb): src.id for src in sources}
                 done: dict[str, dict] = {}
                 for future in as_completed(futures):
                     done[futures[future]] = future.result()
@@ -374,20 +373,6 @@ def run_day(ctx: Context, day: date, index: int, label: str) -> RunResult:
                      size, status)
 
 
-def prepare_task(args: tuple) -> dict:
-    """One dataset's release in a worker process (what one mapped prepare task of the publish DAG does)."""
-    import os
-
-    from pipelines.bench.measure import ru_maxrss_bytes
-    from pipelines.publish import flow as publish_flow
-
-    code, run_id = args
-    t0 = time.perf_counter()
-    release = publish_flow.prepare_release(code, [run_id])
-    return {"release": release, "seconds": time.perf_counter() - t0, "maxrss": ru_maxrss_bytes(),
-            "pid": os.getpid()}
-
-
 def run_publish(run_id: int, stages: list[Stage], workers: int = 1) -> dict:
     """Publication (pipelines.publish): what the publish_population DAG's tasks call when the population Asset is
     updated — prepare a release of every dataset (build, privacy review, files: one mapped task per dataset,
@@ -401,19 +386,20 @@ def run_publish(run_id: int, stages: list[Stage], workers: int = 1) -> dict:
     if workers <= 1:
         for code in codes:
             t0 = time.perf_counter()
-            done[code] = {"release": publish_flow.prepare_release(code, [run_id]),
+            done[code] = {"result": publish_flow.prepare_release(code, [run_id]),
                           "seconds": time.perf_counter() - t0, "maxrss": None, "pid": None}
     else:
         # the longest first (the record-level sample), so that the others fill the second worker meanwhile
         order = sorted(codes, key=lambda c: not c.endswith("_sample"))
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(prepare_task, (code, run_id)): code for code in order}
+            futures = {pool.submit(timed_task, publish_flow.prepare_release, code, [run_id]): code
+                       for code in order}
             for future in as_completed(futures):
                 done[futures[future]] = future.result()
     prepared = []
     for code in codes:
         d = done[code]
-        release = d["release"]
+        release = d["result"]
         stages.append(Stage(f"prepare {code}", d["seconds"], release.get("row_count"), "rows", parent="publish",
                             python_peak=d["maxrss"], detail={"status": release["status"], "process": d["pid"]}))
         prepared.append(release)

@@ -160,7 +160,8 @@ def validate_run(run_id: int, as_of: date, url: URL | None = None,
             " WHERE c.run_id = s.run_id AND c.source_id = s.source_id AND c.seq = s.seq) ORDER BY s.source_id, s.seq"
         )
         t = clock()
-        for frame in stream_frames(conn, query, (run_id, unchecked), STAGED_COLUMNS, settings.copy_chunk_rows, "validate"):
+        frames = stream_frames(conn, query, (run_id, unchecked), STAGED_COLUMNS, settings.copy_chunk_rows, "validate")
+        for frame in frames:
             t1 = clock()
             result = check_chunk(frame, run_id, as_of)
             t2 = clock()
