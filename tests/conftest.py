@@ -108,6 +108,11 @@ def truncate_warehouse(url: URL) -> None:
     from pipelines.warehouse import connect
 
     with connect(url) as conn:
+        for (partition,) in conn.execute(  # staging's run partitions go with the runs (ids start again at 1)
+            "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'staging' AND c.relkind = 'r'"
+        ).fetchall():
+            conn.execute(f"DROP TABLE {partition}")
         tables = conn.execute(
             "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables"
             " WHERE schemaname IN ('staging','quarantine','population','audit','quality','publish','api')"

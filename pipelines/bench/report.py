@@ -268,7 +268,9 @@ def markdown(results: list[BaseResult], info: dict[str, Any], when: str, command
             "`COPY … FROM STDIN` streamed from that file by the client in 1 MiB blocks into an empty plain (logged) "
             "heap table without key, index, default or constraint, in one committed transaction. **typed**: the "
             "table has staging's column types (jsonb payload, timestamptz, bigint) — the reference the ratios use; "
-            "**all-text**: every column text.",
+            "**all-text**: every column text. Measured after the increment: its file and two tables (three "
+            "times the staged rows' size) would otherwise push the warehouse out of the page cache between the "
+            "two runs, which no nightly run meets (docs/scaling.md has the increment on a cold cache).",
         ]
     if second:
         how = "4×" if second.persons > main.persons else "¼ of"

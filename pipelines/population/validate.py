@@ -151,7 +151,7 @@ def validate_run(run_id: int, as_of: date, url: URL | None = None,
                 "DELETE FROM staging.population_checked c WHERE c.run_id = %s AND c.source_id = ANY(%s)"
                 " AND NOT EXISTS (SELECT 1 FROM staging.population_record s WHERE s.run_id = c.run_id"
                 " AND s.source_id = c.source_id AND s.seq = c.seq)", (run_id, unchecked))
-        analyze_staging(conn, "staging.population_record")  # the extract tasks have committed the run's rows
+        analyze_staging(conn, "staging.population_record", run_id)  # the extract tasks have committed the run's rows
         if on_step is not None:
             on_step("delete", clock() - t)
         query = (  # the staged rows of those sources without their checks
@@ -176,7 +176,7 @@ def validate_run(run_id: int, as_of: date, url: URL | None = None,
             for name, seconds in spent.items():
                 on_step(name, seconds)
         t = clock()
-        analyze_staging(conn, "staging.population_checked")
+        analyze_staging(conn, "staging.population_checked", run_id)
         if on_step is not None:
             on_step("analyze", clock() - t)
         t = clock()
@@ -205,11 +205,18 @@ def sources_to_check(conn, run_id: int) -> list[str]:
     )
 
 
-def analyze_staging(conn, table: str) -> None:
-    """ANALYZE a staging table with this run's rows in it, so that the statements over the run's rows are planned
-    on its real size. Every run adds a new run_id: until statistics have seen it the planner takes it for one row
-    (run_id has few distinct values, all in the most-common list), and a daily increment's quarantine join became
-    a nested loop comparing every rejected row with every checked one (19k x 19k rows: 56 s at 1M residents), a
-    full load's candidates a two-million-fold index probe. ANALYZE samples a fixed number of rows (≈ 1-3 s at 2M
-    rows, growing slowly with the table); autovacuum would only come after 10% of the table changed."""
-    conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(*table.split("."))))
+def run_partition(table: str, run_id: int) -> sql.Identifier:
+    """The partition of a staging table that holds one run's rows (migration 0014: ``staging.<table>_r<run_id>``,
+    created with the run by the trigger on audit.run)."""
+    schema, name = table.split(".")
+    return sql.Identifier(schema, f"{name}_r{run_id}")
+
+
+def analyze_staging(conn, table: str, run_id: int) -> None:
+    """ANALYZE the run's partition of a staging table once the run's rows are in it, so that the statements over
+    them are planned on their real size and values. Until then the partition has no statistics and the planner
+    guesses: a daily increment's quarantine join was once a nested loop comparing every rejected row with every
+    checked one (19k x 19k rows: 56 s at 1M residents), a full load's candidates a two-million-fold index probe.
+    Only the run's partition is sampled: on one table holding every run this took 16 s on a 4M-resident
+    warehouse, whatever the run's size."""
+    conn.execute(sql.SQL("ANALYZE {}").format(run_partition(table, run_id)))

@@ -532,3 +532,40 @@ def test_a_file_replaced_under_the_same_path_is_taken_again(clean_warehouse, lan
     again = stage_source("psb_residence_permit", run3, JAN3 + timedelta(days=1), JAN3 + timedelta(days=2), url)
     assert again["received"] == len(PERMIT_ROWS)
     assert len(rows(url, "SELECT 1 FROM audit.file_manifest WHERE path = %s", (f"{P}/2026-01-01/permit.csv",))) == 2
+
+
+def test_each_run_stages_into_its_own_partition_made_without_waiting(clean_warehouse, hukou_table):
+    """Staging is partitioned by run (migration 0014): opening a run makes its partitions, by ATTACH, so that a new
+    run is not held up by another run's extract still writing; the run's rows land in its partition, which is what
+    validation analyses."""
+    url = clean_warehouse
+    upsert_hukou(hukou_table, [hukou_row(i, JAN2 + timedelta(hours=i)) for i in range(1, 4)])
+    run1 = run_for(JAN1, JAN2, url)
+    with connect(url) as writer:  # run 1's extract, still open, holding its rows
+        writer.execute(
+            "INSERT INTO staging.population_record (run_id, source_id, seq, department, row_hash, payload)"
+            " VALUES (%s, 'psb_hukou', 1, 'psb', 'h', '{}')", (run1,))
+        with connect(url) as other:
+            other.execute("SET lock_timeout = '2s'")  # PARTITION OF would wait for the writer and fail here
+            run2 = other.execute(
+                "INSERT INTO audit.run (pipeline, interval_start, interval_end) VALUES ('population', %s, %s)"
+                " RETURNING run_id", (JAN2, JAN3)).fetchone()[0]
+    assert run2 != run1
+    stage_source("psb_hukou", run2, JAN2, JAN3, url)
+    with connect(url) as conn:
+        parts = dict(conn.execute(
+            "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i JOIN pg_class c"
+            " ON c.oid = i.inhrelid WHERE i.inhparent = 'staging.population_record'::regclass").fetchall())
+        assert parts == {f"population_record_r{run1}": f"FOR VALUES IN ('{run1}')",
+                         f"population_record_r{run2}": f"FOR VALUES IN ('{run2}')"}
+        for table in ("population_record", "population_checked"):
+            whole = conn.execute(f"SELECT count(*) FROM staging.{table} WHERE run_id = %s", (run2,)).fetchone()[0]
+            own = conn.execute(f"SELECT count(*) FROM staging.{table}_r{run2}").fetchone()[0]
+            assert whole == own > 0
+    validate_run(run2, JAN3.date(), url)
+    with connect(url) as conn:
+        analysed = conn.execute(
+            "SELECT relname, n_live_tup > 0 OR last_analyze IS NOT NULL FROM pg_stat_user_tables"
+            " WHERE schemaname = 'staging' AND relname LIKE 'population_checked_r%%' AND last_analyze IS NOT NULL"
+        ).fetchall()
+        assert [name for name, _ in analysed] == [f"population_checked_r{run2}"]
