@@ -45,7 +45,7 @@ def queries() -> dict[str, str]:
         "quarantine.source_file": "SELECT * FROM quarantine.source_file",
         "population.source_record": (
             f"SELECT run_id, source_id, seq, department, source_key, source_updated_at, {PERSON.format('o.person_id')}, "
-            f"match_method, is_current, row_hash, warnings, id_type, id_number, {golden} "
+            f"match_method, row_hash, warnings, id_type, id_number, {golden} "
             "FROM population.source_record o"),
         "population.person": (
             f"SELECT id_type, id_number, {golden}, is_registered, {_src()}, row_hash, valid_from, created_run_id, "
@@ -55,7 +55,8 @@ def queries() -> dict[str, str]:
             "valid_from, valid_to, created_run_id, updated_run_id FROM population.person_history o"),
         "population.person_xref": (
             f"SELECT source_id, source_key, department, {PERSON.format('o.person_id')}, match_method, first_run_id, "
-            "last_run_id FROM population.person_xref o"),
+            "last_run_id, " + STATEMENT.format("o.current_record_id") + ", current_updated_at, current_run_id, "
+            "current_seq, current_row_hash FROM population.person_xref o"),
         "population.person_retired": (
             f"SELECT id_type, id_number, {PERSON.format('o.successor_person_id')}, reason, run_id, retired_at "
             "FROM population.person_retired o"),

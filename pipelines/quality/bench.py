@@ -50,9 +50,17 @@ FROM (
 ) c
 """
 _XREF = """
+WITH s AS (  -- one psb statement per person, named by its crosswalk row as the key's current one
+    INSERT INTO population.source_record (run_id, source_id, seq, department, source_key, source_updated_at,
+                                          person_id, match_method, row_hash)
+    SELECT %(run_id)s, 'psb_hukou', person_id, 'psb', 'RY' || person_id, now(), person_id, 'id_number', row_hash
+    FROM population.person
+    RETURNING *)
 INSERT INTO population.person_xref
-    (source_id, source_key, department, person_id, match_method, first_run_id, last_run_id)
-SELECT 'psb_hukou', 'RY' || person_id, 'psb', person_id, 'id_number', %(run_id)s, %(run_id)s FROM population.person
+    (source_id, source_key, department, person_id, match_method, first_run_id, last_run_id, current_record_id,
+     current_updated_at, current_run_id, current_seq, current_row_hash)
+SELECT source_id, source_key, department, person_id, match_method, run_id, run_id, source_record_id,
+       source_updated_at, run_id, seq, row_hash FROM s
 """
 
 

@@ -55,9 +55,8 @@ BULK_DROP = {  # step -> (kind, name) dropped before it
     "population/30_match_by_id.sql": [(INDEX, "population.person_evidence"), (INDEX, "population.person_updated_run"),
                                       (FOREIGN_KEYS, "population.person")],
     "population/50_statements.sql": [
-        (INDEX, "population.source_record_current"), (INDEX, "population.source_record_person"),
-        (INDEX, "population.source_record_evidence"), (INDEX, "population.source_record_key"),
-        (INDEX, "population.source_record_superseded"), (INDEX, "population.person_xref_person"),
+        (INDEX, "population.source_record_person"), (INDEX, "population.source_record_key"),
+        (INDEX, "population.person_xref_person"),
         (INDEX, "population.person_xref_last_run"),
         (FOREIGN_KEYS, "population.source_record"), (FOREIGN_KEYS, "population.person_xref"),
     ],

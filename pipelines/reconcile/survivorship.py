@@ -32,6 +32,12 @@ POSITION_SPAN = 1_000_000
 def golden_query(authorities: list[AttributeAuthority]) -> sql.Composed:
     """For every touched person, each attribute's value and source record, by the authority's order.
 
+    A person's current statements are those its crosswalk rows name (``person_xref.current_record_id``: a key's
+    crosswalk row carries the person of the key's latest statement). The join goes from the persons to the
+    crosswalk to the statements, each step on one key the planner can estimate; a join of the statements to the
+    crosswalk on both the record key and the statement id was estimated at one row (the two conditions taken as
+    independent) and planned as a nested loop over a million rows.
+
     Within the ordered departments the latest statement that has a value wins (a department's newer record that
     says nothing about an attribute does not erase what its older record said).
 
@@ -68,8 +74,8 @@ def golden_query(authorities: list[AttributeAuthority]) -> sql.Composed:
         "                   max(s.source_updated_at) AS last_update "
         "            FROM (SELECT sr.*, row_number() OVER (PARTITION BY sr.person_id "
         "                         ORDER BY sr.source_updated_at DESC, sr.source_record_id DESC) AS pos "
-        "                  FROM population.source_record sr JOIN touched t USING (person_id) "
-        "                  WHERE sr.is_current) s "
+        "                  FROM touched t JOIN population.person_xref x USING (person_id) "
+        "                  JOIN population.source_record sr ON sr.source_record_id = x.current_record_id) s "
         "            GROUP BY s.person_id) a) g "
         "LEFT JOIN population.person p ON p.person_id = g.person_id "
         "LEFT JOIN new_person n ON n.person_id = g.person_id"
@@ -141,11 +147,10 @@ def scd2_merge() -> sql.Composed:
         SELECT p.person_id, p.id_type, p.id_number,
                greatest(p.valid_from + interval '1 microsecond',
                         (SELECT max(source_updated_at) FROM candidate)) AS retired_at,
-               -- (an orphaned person has no current statement: NOT is_current only lets the index
-               --  source_record_superseded find its statements)
+               -- (an orphaned person has no current statement: the keys of its statements now name others)
                (SELECT min(x.person_id) FROM population.source_record sr
                 JOIN population.person_xref x USING (source_id, source_key)
-                WHERE sr.person_id = p.person_id AND NOT sr.is_current AND x.person_id <> p.person_id
+                WHERE sr.person_id = p.person_id AND x.person_id <> p.person_id
                ) AS successor_person_id
         FROM touched t JOIN population.person p USING (person_id)
         WHERE NOT EXISTS (SELECT 1 FROM golden g WHERE g.person_id = t.person_id);
@@ -196,7 +201,8 @@ def discrepancy_query(authorities: list[AttributeAuthority]) -> sql.Composed:
         SELECT p.person_id, d.attribute, sr.department, sr.source_id, sr.source_key, d.department_value,
                d.authority AS authority_department, d.authority_value, au.source_key AS authority_source_key
         FROM population.person p JOIN touched t USING (person_id)
-        JOIN population.source_record sr ON sr.person_id = p.person_id AND sr.is_current
+        JOIN population.person_xref x ON x.person_id = p.person_id
+        JOIN population.source_record sr ON sr.source_record_id = x.current_record_id
         CROSS JOIN LATERAL (VALUES {pairs})
             AS d(attribute, authority, src, department_value, authority_value, differs)
         JOIN population.source_record au ON au.source_record_id = d.src AND au.department = d.authority

@@ -61,7 +61,8 @@ def read_frontdb(
             while rows := cur.fetchmany(chunk_rows):
                 chunk = []
                 for row in rows:
-                    payload = {name: as_text(value) for name, value in zip(names, row)}
+                    payload = {name: value if value is None or type(value) is str else as_text(value)
+                               for name, value in zip(names, row)}
                     updated = row[upd_index]
                     chunk.append(
                         builder.build(

@@ -15,6 +15,8 @@ from datetime import date, datetime, time
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+import msgspec
+
 from pipelines.population.attributes import RAW_FIELD_NAMES
 from pipelines.registry import Source
 
@@ -71,8 +73,22 @@ def as_text(value: Any) -> str | None:
     return json.dumps(value, ensure_ascii=False)
 
 
+_ENCODE_SORTED = msgspec.json.Encoder(order="sorted").encode
+
+
 def canonical_json(payload: Any) -> str:
-    """The payload as canonical JSON: sorted keys, UTF-8 text (ensure_ascii=False), compact separators."""
+    """The payload as canonical JSON: sorted keys, UTF-8 text (ensure_ascii=False), compact separators — the
+    spelling of ``json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))``, which every
+    stored row hash was made from.
+
+    A flat payload of text (what 前置库 tables, CSV and XML give) is encoded by msgspec, three times faster, whose
+    output for such payloads is the same string (keys in code point order, the same escapes; a property test
+    compares the two); anything else (numbers, nested values from an API) goes through ``json``."""
+    if type(payload) is dict and all(v is None or type(v) is str for v in payload.values()):
+        try:
+            return _ENCODE_SORTED(payload).decode("utf-8")
+        except (TypeError, ValueError, msgspec.EncodeError):  # a non-text key, an unpaired surrogate
+            pass
     return json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -176,7 +192,10 @@ class RecordBuilder:
             payload_json = canonical_json(payload)
             parse_error = "NUL character in the record (replaced by U+FFFD in the payload)"
         get = payload.get
-        values = tuple(as_text(get(src)) if src is not None else const for src, const in self._plan)
+        values = tuple(  # (as_text, inlined for the common case of text: this runs for every field of every row)
+            const if src is None else (v if (v := get(src)) is None or type(v) is str else as_text(v))
+            for src, const in self._plan
+        )
         if source_updated_at is None:
             source_updated_at = parse_updated_at(get(source.updated_at)) or fallback_updated_at
         return Record(as_text(get(source.key)), source_updated_at, origin, payload, values, payload_json, parse_error)

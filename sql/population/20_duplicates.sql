@@ -20,14 +20,28 @@ FROM ranked WHERE rn > 1;
 DELETE FROM candidate c USING staging.population_duplicate d
 WHERE d.run_id = %(run_id)s AND d.source_id = c.source_id AND d.seq = c.seq;
 
--- the latest statement of each key recorded by an earlier run: one DISTINCT ON over the statements of the run's
--- keys (rather than a LATERAL probe per candidate: two million probes into an empty index on a first load)
+-- The crosswalk row of each of the run's keys that has one (a key with statements has one), naming the key's latest
+-- recorded statement: one primary-key probe per key (50_statements uses it too). Each key is one candidate now.
+CREATE TEMP TABLE run_key ON COMMIT DROP AS
+SELECT x.source_id, x.source_key, x.person_id, x.current_record_id, x.current_updated_at, x.current_run_id,
+       x.current_seq, x.current_row_hash
+FROM candidate c
+JOIN population.person_xref x ON x.source_id = c.source_id AND x.source_key = c.source_key;
+ANALYZE run_key;
+
+-- the latest statement of each key recorded by an earlier run: the crosswalk's, unless that is of this run or a
+-- later one (the run made again, or an older run made after newer ones): then the key's statements are looked
+-- through for the latest of an earlier run
 CREATE TEMP TABLE earlier ON COMMIT DROP AS
-SELECT DISTINCT ON (sr.source_id, sr.source_key) sr.source_id, sr.source_key, sr.source_record_id, sr.row_hash
-FROM population.source_record sr
-JOIN (SELECT DISTINCT source_id, source_key FROM candidate) k USING (source_id, source_key)
-WHERE sr.run_id < %(run_id)s
-ORDER BY sr.source_id, sr.source_key, sr.source_updated_at DESC, sr.run_id DESC, sr.seq DESC;
+SELECT k.source_id, k.source_key, k.current_record_id AS source_record_id, k.current_row_hash AS row_hash
+FROM run_key k
+WHERE k.current_run_id < %(run_id)s
+UNION ALL
+(SELECT DISTINCT ON (sr.source_id, sr.source_key) sr.source_id, sr.source_key, sr.source_record_id, sr.row_hash
+ FROM population.source_record sr
+ JOIN run_key k ON k.source_id = sr.source_id AND k.source_key = sr.source_key AND k.current_run_id >= %(run_id)s
+ WHERE sr.run_id < %(run_id)s
+ ORDER BY sr.source_id, sr.source_key, sr.source_updated_at DESC, sr.run_id DESC, sr.seq DESC);
 
 INSERT INTO staging.population_duplicate (run_id, source_id, seq, kind, duplicate_of)
 SELECT %(run_id)s, c.source_id, c.seq, 'unchanged_redelivery', 'source_record ' || prev.source_record_id

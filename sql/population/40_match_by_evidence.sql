@@ -1,9 +1,11 @@
--- Records without a usable ID: matched on name + birth date + sex + district against the current statements of
--- every department (this run's ID-matched records included), only when exactly one person fits. Anything else
--- waits in the review queue (and in quarantine, so that the row accounting holds) — never merged by guess.
--- Set-based: the records to match are joined to the current statements (index source_record_evidence, so an
--- increment probes rather than scans) and to this run's candidates (a hash join: one pass however many records
--- lack an ID).
+-- Records without a usable ID: matched on name + birth date + sex + district against the golden persons (their
+-- values as survivorship chose them, district of residence or of 户籍) and this run's ID-matched records, only when
+-- exactly one person fits. Anything else waits in the review queue (and in quarantine, so that the row accounting
+-- holds) — never merged by guess.
+-- Set-based: the records to match are joined to the persons (index person_evidence, so an increment probes rather
+-- than scans) and to this run's candidates (a hash join: one pass however many records lack an ID). Matching the
+-- golden persons rather than every department's statements needs no index on the statements for it (one index
+-- fewer to maintain per statement written) and compares with the values the city holds to be true.
 CREATE TEMP TABLE evidence_query ON COMMIT DROP AS
 SELECT source_id, seq, name, birth_date, sex, coalesce(residence_division, hukou_division) AS division
 FROM candidate
@@ -15,11 +17,11 @@ SELECT q.source_id, q.seq,
        array_agg(DISTINCT m.person_id) FILTER (WHERE m.person_id IS NOT NULL) AS candidates
 FROM evidence_query q
 LEFT JOIN (
-    SELECT e.source_id, e.seq, sr.person_id
+    SELECT e.source_id, e.seq, p.person_id
     FROM evidence_query e
-    JOIN population.source_record sr
-      ON sr.is_current AND sr.name = e.name AND sr.birth_date = e.birth_date AND sr.sex = e.sex
-     AND e.division IN (sr.residence_division, sr.hukou_division)
+    JOIN population.person p
+      ON p.name = e.name AND p.birth_date = e.birth_date AND p.sex = e.sex
+     AND e.division IN (p.residence_division, p.hukou_division)
     UNION ALL
     SELECT e.source_id, e.seq, c2.person_id
     FROM evidence_query e

@@ -166,7 +166,8 @@ def test_survivorship_picks_what_the_authority_order_says(world, warehouse_db):
             SELECT sr.person_id, (array_agg(sr.source_record_id ORDER BY array_position(%s::text[], sr.department),
                                             sr.source_updated_at DESC, sr.source_record_id DESC))[1]
             FROM population.source_record sr
-            WHERE sr.is_current AND sr.{auth.attribute} IS NOT NULL AND sr.department = ANY(%s::text[])
+            JOIN population.person_xref x ON x.current_record_id = sr.source_record_id
+            WHERE sr.{auth.attribute} IS NOT NULL AND sr.department = ANY(%s::text[])
             GROUP BY sr.person_id ORDER BY 1""", list(auth.order), list(auth.order))
         actual = rows(warehouse_db, f"SELECT person_id, src_{auth.attribute} FROM population.person"
                                     f" WHERE src_{auth.attribute} IS NOT NULL ORDER BY 1")

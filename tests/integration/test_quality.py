@@ -50,6 +50,27 @@ def open_population_run(url, day: datetime = DAY) -> int:
     return open_run("population", day, day.replace(day=day.day + 1), url=url)
 
 
+# a crosswalk row and the statement it names as its key's current one (as the reconciliation writes them)
+XREF_WITH_STATEMENT = """
+    WITH s AS (
+        INSERT INTO population.source_record (run_id, source_id, seq, department, source_key, source_updated_at,
+                                              person_id, match_method, row_hash)
+        SELECT %(run)s, %(source)s, coalesce(max(seq), 0) + 1, %(dept)s, %(key)s, now(), %(person)s, %(method)s,
+               md5(%(key)s)
+        FROM population.source_record WHERE run_id = %(run)s AND source_id = %(source)s
+        RETURNING *)
+    INSERT INTO population.person_xref (source_id, source_key, department, person_id, match_method, first_run_id,
+                                        last_run_id, current_record_id, current_updated_at, current_run_id,
+                                        current_seq, current_row_hash)
+    SELECT source_id, source_key, department, person_id, match_method, run_id, run_id, source_record_id,
+           source_updated_at, run_id, seq, row_hash FROM s"""
+
+
+def insert_xref(conn, source_id: str, key: str, department: str, person_id: int, method: str, run_id: int) -> None:
+    conn.execute(XREF_WITH_STATEMENT, {"run": run_id, "source": source_id, "dept": department, "key": key,
+                                       "person": person_id, "method": method})
+
+
 def insert_persons(url, run_id: int, rows: list[dict], xref: bool = True) -> list[int]:
     ids = []
     with connect(url) as conn:
@@ -68,11 +89,7 @@ def insert_persons(url, run_id: int, rows: list[dict], xref: bool = True) -> lis
             ).fetchone()[0]
             ids.append(person_id)
             if xref:
-                conn.execute(
-                    "INSERT INTO population.person_xref (source_id, source_key, department, person_id, match_method,"
-                    " first_run_id, last_run_id) VALUES ('psb_hukou', %s, 'psb', %s, 'id_number', %s, %s)",
-                    (f"RY{person_id:08d}", person_id, run_id, run_id),
-                )
+                insert_xref(conn, "psb_hukou", f"RY{person_id:08d}", "psb", person_id, "id_number", run_id)
     return ids
 
 
@@ -216,12 +233,8 @@ def test_xref_pointing_at_no_person_fails_the_xref_suite(clean_warehouse, tmp_pa
     run_id = open_population_run(clean_warehouse)
     insert_persons(clean_warehouse, run_id, GOOD)
     with connect(clean_warehouse) as conn:
-        insert_xref = (
-            "INSERT INTO population.person_xref (source_id, source_key, department, person_id, match_method,"
-            " first_run_id, last_run_id) VALUES (%s, %s, %s, %s, %s, %s, %s)"
-        )
-        conn.execute(insert_xref, ("health_vital_events", "E1", "health", 999999, "evidence", run_id, run_id))
-        conn.execute(insert_xref, ("hrss_employment", "J1", "hrss", 1, "guess", run_id, run_id))
+        insert_xref(conn, "health_vital_events", "E1", "health", 999999, "evidence", run_id)
+        insert_xref(conn, "hrss_employment", "J1", "hrss", 1, "guess", run_id)
 
     result = run_gate(run_id, suites=["population.person_xref"], url=clean_warehouse, build_docs=False,
                       reports_dir=tmp_path)

@@ -94,6 +94,23 @@ def day1(clean_warehouse):
     return url, run1, accounting
 
 
+def statements_named_current(url):
+    """Each record key's crosswalk row names its latest statement (by source update time, then run, then seq):
+    compared with the latest computed from the statements themselves."""
+    latest = one(url, "SELECT DISTINCT ON (source_id, source_key) source_id, source_key, source_record_id,"
+                      " source_updated_at, run_id, seq, row_hash, person_id FROM population.source_record"
+                      " ORDER BY source_id, source_key, source_updated_at DESC, run_id DESC, seq DESC")
+    named = one(url, "SELECT source_id, source_key, current_record_id, current_updated_at, current_run_id,"
+                     " current_seq, current_row_hash, person_id FROM population.person_xref ORDER BY 1, 2")
+    assert named == latest
+    return named
+
+
+def statement_versions(url):
+    """Every statement with its physical row version: an UPDATE, HOT or not, changes ctid and xmin."""
+    return one(url, "SELECT source_record_id, ctid::text, xmin::text FROM population.source_record ORDER BY 1")
+
+
 def person_of(url, id_number):
     return one(url, "SELECT person_id FROM population.person WHERE id_number = %s", id_number)[0][0]
 
@@ -165,7 +182,12 @@ def test_second_day_history_resolution_redelivery_and_idempotent_rerun(day1):
         validate_run(run2, (day2 + timedelta(days=1)).date(), url)
         return reconcile_run(run2, url)
 
+    day1_statements = statement_versions(url)
     accounting = load_day2()
+    # statements are append-only: day 2's newer statement of P-A made it current without touching day 1's
+    assert statement_versions(url)[:len(day1_statements)] == day1_statements
+    current = {key: run for _, key, _, _, run, *_ in statements_named_current(url)}
+    assert current["P-A"] == run2 and current["H-B"] == run1  # (H-B re-delivered unchanged: no new statement)
     assert accounting["hrss_employment"] == {"received": 1, "merged": 0, "quarantined": 0, "duplicates": 1}
     assert accounting["psb_hukou"] == {"received": 1, "merged": 1, "quarantined": 0, "duplicates": 0}
     a = person_of(url, A_ID)
@@ -221,6 +243,7 @@ def test_id_corrected_at_source_retires_the_orphaned_person(day1):
     # B's name now comes from psb, the authority, instead of the hrss fallback
     assert one(url, "SELECT department FROM population.attribute_lineage WHERE person_id = %s AND attribute = 'name'",
                b) == [("psb",)]
+    statements_named_current(url)
     before = snapshot(url)
     load_day3()
     assert snapshot(url) == before

@@ -59,6 +59,28 @@ def test_parse_updated_at(text, expected):
         assert got.tzinfo is not None
 
 
+def test_canonical_json_spells_every_text_payload_as_json_dumps_did():
+    """The msgspec fast path must give the very string json.dumps gave (stored row hashes were made from it):
+    random flat text payloads over control characters, quotes, backslashes, CJK, astral and separator code points;
+    payloads with other values take json.dumps itself."""
+    import random
+
+    def reference(payload):
+        return json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+    rng = random.Random(20261122)
+    alphabet = [chr(i) for i in range(0x80)] + list("张三欧阳é\u0085\u2028\u2029\ufffd😀\U0010ffff")
+
+    def text(n):
+        return "".join(rng.choice(alphabet) for _ in range(rng.randint(0, n)))
+
+    for _ in range(20_000):
+        payload = {text(5): None if rng.random() < 0.1 else text(12) for _ in range(rng.randint(0, 8))}
+        assert canonical_json(payload) == reference(payload)
+    for payload in ({"n": 1, "f": 1e16, "t": True}, {"nested": {"b": [1, "二"], "a": None}}, {1: "x"}, []):
+        assert canonical_json(payload) == reference(payload)
+
+
 def test_row_hash_is_md5_of_sorted_utf8_json():
     a = {"XM": "张三", "GMSFHM": "310101199001011234"}
     b = {"GMSFHM": "310101199001011234", "XM": "张三"}
