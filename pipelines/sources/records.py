@@ -87,8 +87,12 @@ def canonical_json(payload: Any) -> str:
     if type(payload) is dict and all(v is None or type(v) is str for v in payload.values()):
         try:
             return _ENCODE_SORTED(payload).decode("utf-8")
-        except (TypeError, ValueError, msgspec.EncodeError):  # a non-text key, an unpaired surrogate
-            pass
+        except (TypeError, ValueError, msgspec.EncodeError):  # a non-text key, an unpaired surrogate: json's spelling
+            return _json_canonical(payload)
+    return _json_canonical(payload)
+
+
+def _json_canonical(payload: Any) -> str:
     return json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
