@@ -8,13 +8,15 @@ WITH foreigner AS (
                                        'ITA', 'LIE', 'LTU', 'LUX', 'LVA', 'MCO', 'MDA', 'MKD', 'MLT', 'MNE', 'NLD',
                                        'NOR', 'POL', 'PRT', 'ROU', 'RUS', 'SMR', 'SRB', 'SVK', 'SVN', 'SWE', 'UKR',
                                        'VAT') THEN 'EUR'
-                ELSE 'OTH' END AS nationality_group
+                ELSE 'OTH' END AS nationality_group,
+           count(*) AS population
     FROM population.person p
     JOIN publish_work.district_map d ON d.division_code = p.residence_division
     WHERE (p.id_type IN ('PASSPORT', 'PRP') OR (p.nationality IS NOT NULL AND p.nationality <> 'CHN'))
       AND (p.death_date IS NULL OR p.death_date > %(as_of)s::date)
       AND p.population_status IS DISTINCT FROM 'deceased'
       AND p.population_status IS DISTINCT FROM 'moved_out'
+    GROUP BY 1, 2  -- counted per cell first, then set on the grid (see population_by_district_sex_age.sql)
 ),
 grid AS (
     SELECT d.district_code, d.district_name, d.sort_order, n.nationality_group, n.nationality_group_label, n.ord
@@ -28,8 +30,7 @@ SELECT %(as_of)s::date AS stat_date,
        g.district_name,
        g.nationality_group,
        g.nationality_group_label,
-       count(f.nationality_group) AS population
+       coalesce(f.population, 0) AS population
 FROM grid g
 LEFT JOIN foreigner f ON f.district_code = g.district_code AND f.nationality_group = g.nationality_group
-GROUP BY g.district_code, g.district_name, g.sort_order, g.nationality_group, g.nationality_group_label, g.ord
 ORDER BY g.sort_order, g.ord

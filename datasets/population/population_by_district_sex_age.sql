@@ -1,10 +1,13 @@
 -- 实有人口分区、性别、年龄段统计: one row per (district, sex, five-year age band), the full grid (zeros included).
 -- Universe (same as registered_residents_by_district): persons alive and not moved out on %(as_of)s, with a
 -- residence division that maps to a current Shanghai district, sex 1/2 and a birth date.
+-- The residents are counted per cell first (a hash aggregate: at most 576 groups), then set on the grid: joining
+-- every resident to the grid before grouping sorted four million rows on disk at 4M residents (15 s against 4 s).
 WITH resident AS (
     SELECT d.district_code,
            p.sex AS sex_code,
-           least(floor(date_part('year', age(%(as_of)s::date, p.birth_date)) / 5), 17)::int AS band
+           least(floor(date_part('year', age(%(as_of)s::date, p.birth_date)) / 5), 17)::int AS band,
+           count(*) AS population
     FROM population.person p
     JOIN publish_work.district_map d ON d.division_code = p.residence_division
     WHERE (p.death_date IS NULL OR p.death_date > %(as_of)s::date)
@@ -12,6 +15,7 @@ WITH resident AS (
       AND p.population_status IS DISTINCT FROM 'moved_out'
       AND p.sex IN ('1', '2')
       AND p.birth_date <= %(as_of)s::date
+    GROUP BY 1, 2, 3
 ),
 grid AS (
     SELECT d.district_code, d.district_name, d.sort_order, s.sex_code, s.sex_label, b.band
@@ -27,8 +31,7 @@ SELECT %(as_of)s::date AS stat_date,
        g.sex_label,
        CASE WHEN g.band = 17 THEN '85+'
             ELSE lpad((g.band * 5)::text, 2, '0') || '-' || lpad((g.band * 5 + 4)::text, 2, '0') END AS age_band,
-       count(r.band) AS population
+       coalesce(r.population, 0) AS population
 FROM grid g
 LEFT JOIN resident r ON r.district_code = g.district_code AND r.sex_code = g.sex_code AND r.band = g.band
-GROUP BY g.district_code, g.district_name, g.sort_order, g.sex_code, g.sex_label, g.band
 ORDER BY g.sort_order, g.sex_code, g.band

@@ -1,8 +1,10 @@
 -- 户籍与非户籍实有人口分区统计: one row per (district, registered / non-registered), the full grid.
 -- Universe: exactly the one of population_by_district_sex_age (keep the WHERE clauses identical).
+-- Counted per cell first, then set on the grid (see population_by_district_sex_age.sql).
 WITH resident AS (
     SELECT d.district_code,
-           CASE WHEN coalesce(p.is_registered, false) THEN 'registered' ELSE 'non_registered' END AS registration
+           CASE WHEN coalesce(p.is_registered, false) THEN 'registered' ELSE 'non_registered' END AS registration,
+           count(*) AS population
     FROM population.person p
     JOIN publish_work.district_map d ON d.division_code = p.residence_division
     WHERE (p.death_date IS NULL OR p.death_date > %(as_of)s::date)
@@ -10,6 +12,7 @@ WITH resident AS (
       AND p.population_status IS DISTINCT FROM 'moved_out'
       AND p.sex IN ('1', '2')
       AND p.birth_date <= %(as_of)s::date
+    GROUP BY 1, 2
 ),
 grid AS (
     SELECT d.district_code, d.district_name, d.sort_order, r.registration, r.registration_label, r.ord
@@ -23,8 +26,7 @@ SELECT %(as_of)s::date AS stat_date,
        g.district_name,
        g.registration,
        g.registration_label,
-       count(r.registration) AS population
+       coalesce(r.population, 0) AS population
 FROM grid g
 LEFT JOIN resident r ON r.district_code = g.district_code AND r.registration = g.registration
-GROUP BY g.district_code, g.district_name, g.sort_order, g.registration, g.registration_label, g.ord
 ORDER BY g.sort_order, g.ord

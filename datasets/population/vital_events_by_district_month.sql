@@ -5,7 +5,7 @@ WITH months AS (
     SELECT generate_series(date_trunc('month', %(as_of)s::date) - interval '23 months',
                            date_trunc('month', %(as_of)s::date), interval '1 month')::date AS month_start
 ),
-event AS (
+event AS (  -- counted per cell below, before the grid (see population_by_district_sex_age.sql)
     SELECT d.district_code, date_trunc('month', p.birth_date)::date AS month_start, 'birth' AS event
     FROM population.person p
     JOIN publish_work.district_map d ON d.division_code = p.residence_division
@@ -17,6 +17,9 @@ event AS (
     JOIN publish_work.district_map d ON d.division_code = p.residence_division
     WHERE p.death_date <= %(as_of)s::date
       AND p.death_date >= date_trunc('month', %(as_of)s::date) - interval '23 months'
+),
+counted AS (
+    SELECT month_start, district_code, event, count(*) AS persons FROM event GROUP BY 1, 2, 3
 ),
 grid AS (
     SELECT m.month_start, d.district_code, d.district_name, d.sort_order, e.event, e.event_label, e.ord
@@ -30,8 +33,7 @@ SELECT to_char(g.month_start, 'YYYY-MM') AS month,
        g.district_name,
        g.event,
        g.event_label,
-       count(v.event) AS persons
+       coalesce(v.persons, 0) AS persons
 FROM grid g
-LEFT JOIN event v ON v.month_start = g.month_start AND v.district_code = g.district_code AND v.event = g.event
-GROUP BY g.month_start, g.district_code, g.district_name, g.sort_order, g.event, g.event_label, g.ord
+LEFT JOIN counted v ON v.month_start = g.month_start AND v.district_code = g.district_code AND v.event = g.event
 ORDER BY g.month_start, g.sort_order, g.ord
