@@ -87,12 +87,16 @@ CONF
   if ! grep -q "^include_if_exists = 'project.conf'" "$DATA/postgresql.conf"; then
     as_owner bash -c "echo \"include_if_exists = 'project.conf'\" >> '$DATA/postgresql.conf'"
   fi
-  # shared_buffers a quarter of the memory (1 to 8 GB), the OS cache counted in effective_cache_size: with 1 GB
+  # shared_buffers half of the memory (at least 1 GB), the OS cache counted in effective_cache_size. With 1 GB
   # on a 24 GB machine, a full load at a million residents filled the buffers with dirty pages that the
   # backends then had to write out themselves (5 million buffer writes, each waiting for its WAL), and the
-  # big inserts grew 8-fold for 4 times the rows
+  # big inserts grew 8-fold for 4 times the rows. Half rather than the usual quarter: on these machines the
+  # kernel pages out file cache that has not been touched for about a minute (DAMON reclaim,
+  # /sys/kernel/mm/damon), so between two tasks the warehouse survives only in PostgreSQL's own buffers, which
+  # are shared memory the kernel cannot page out without swap (docs/scaling.md, "memory"). Memory is taken only
+  # as buffers are used.
   local mem_mb; mem_mb=$(awk '/MemTotal/ {print int($2 / 1024)}' /proc/meminfo)
-  local sb_mb=$(( mem_mb / 4 )); [ "$sb_mb" -lt 1024 ] && sb_mb=1024; [ "$sb_mb" -gt 8192 ] && sb_mb=8192
+  local sb_mb=$(( mem_mb / 2 )); [ "$sb_mb" -lt 1024 ] && sb_mb=1024
   local ecs_mb=$(( mem_mb / 2 )); [ "$ecs_mb" -lt 2048 ] && ecs_mb=2048
   as_owner bash -c "cat > '$DATA/project.conf'" <<CONF
 # written by scripts/pg.sh at every start; edit there
