@@ -274,3 +274,25 @@ def test_bulk_load_restores_every_index_and_foreign_key(clean_warehouse):
     assert one(url, SCHEMA_OBJECTS) == before
     assert one(url, "SELECT count(*) FROM pg_constraint WHERE conrelid = 'population.person_xref'::regclass"
                     " AND contype = 'f' AND convalidated") == [(2,)]
+
+
+def test_bulk_load_prewarms_the_indexes_it_rebuilt(clean_warehouse, monkeypatch):
+    """CREATE INDEX writes around the buffer pool: after rebuilding indexes, a bulk load reads them into shared_buffers
+    with pg_prewarm (migration 0017), every one it rebuilt; not when they would take more than PREWARM_SHARE."""
+    from pipelines.reconcile import merge
+    from pipelines.warehouse import connect
+
+    url = clean_warehouse
+    run1 = day_run(url, DAY1)
+    stage(url, run1, "psb_hukou", "psb", [{**PSB_A, "updated": 9}])
+    validate_run(run1, (DAY1 + timedelta(days=1)).date(), url)
+    steps: list[tuple[str, int]] = []
+    reconcile_run(run1, url, on_step=lambda name, seconds, statements: steps.extend((s, n) for s, n, _ in statements))
+    rebuilt = [s.removeprefix("restore index ").removesuffix(" (bulk load)") for s, _ in steps
+               if s.startswith("restore index ")]
+    assert len(rebuilt) >= 7
+    assert ("pg_prewarm " + ", ".join(rebuilt), len(rebuilt)) in steps
+    with connect(url) as conn:
+        assert merge.prewarm(conn, rebuilt) == rebuilt
+        monkeypatch.setattr(merge, "PREWARM_SHARE", 0.0)
+        assert merge.prewarm(conn, rebuilt) == []
