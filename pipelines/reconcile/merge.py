@@ -197,7 +197,8 @@ def drop_foreign_keys(conn, table: str) -> list[str]:
 
 def prewarm(conn, indexes: list[str]) -> list[str]:
     """Load the indexes into shared_buffers with pg_prewarm (see PREWARM_SHARE); return the ones loaded."""
-    installed = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'pg_prewarm'").fetchone()
+    installed = conn.execute(
+        "SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'pg_prewarm'").fetchone()
     if not installed:
         log.info("pg_prewarm is not installed: the rebuilt indexes are left to be read on first use")
         return []
@@ -209,8 +210,6 @@ def prewarm(conn, indexes: list[str]) -> list[str]:
         log.info("rebuilt indexes (%d MB) exceed %.0f %% of shared_buffers: not prewarmed",
                  size // 2**20, PREWARM_SHARE * 100)
         return []
-    schema = conn.execute("SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'pg_prewarm'"
-                          ).fetchone()[0]
     for index in indexes:
-        conn.execute(sql.SQL("SELECT {}.pg_prewarm(%s::regclass)").format(sql.Identifier(schema)), (index,))
+        conn.execute(sql.SQL("SELECT {}.pg_prewarm(%s::regclass)").format(sql.Identifier(installed[0])), (index,))
     return indexes
