@@ -16,7 +16,17 @@ SNAPSHOT_QUERIES = {
     "duplicates": "SELECT * FROM staging.population_duplicate ORDER BY 1, 2, 3",
     "accounting": "SELECT * FROM audit.row_accounting ORDER BY 1, 2",
     "watermark": "SELECT source_id, high_watermark FROM audit.watermark ORDER BY 1",
+    "cells": "SELECT * FROM population.resident_cell ORDER BY 1, 2, 3, 4, 5, 6, 7, 8",
 }
+
+CELL_KEY = "residence_division, sex, birth_date, death_date, population_status, is_registered, nationality, id_type"
+
+
+def cells_disagreeing(url) -> list[tuple]:
+    """Rows of population.resident_cell that differ from the persons counted afresh, either way (none: they agree)."""
+    held = f"SELECT {CELL_KEY}, persons FROM population.resident_cell"
+    counted = f"SELECT {CELL_KEY}, count(*) FROM population.person GROUP BY {CELL_KEY}"
+    return rows(url, f"({held} EXCEPT ALL {counted}) UNION ALL ({counted} EXCEPT ALL {held})")
 
 
 def rows(url, query, *params):

@@ -9,14 +9,14 @@ WITH foreigner AS (
                                        'NOR', 'POL', 'PRT', 'ROU', 'RUS', 'SMR', 'SRB', 'SVK', 'SVN', 'SWE', 'UKR',
                                        'VAT') THEN 'EUR'
                 ELSE 'OTH' END AS nationality_group,
-           count(*) AS population
-    FROM population.person p
+           sum(p.persons) AS population
+    FROM population.resident_cell p
     JOIN publish_work.district_map d ON d.division_code = p.residence_division
     WHERE (p.id_type IN ('PASSPORT', 'PRP') OR (p.nationality IS NOT NULL AND p.nationality <> 'CHN'))
       AND (p.death_date IS NULL OR p.death_date > %(as_of)s::date)
       AND p.population_status IS DISTINCT FROM 'deceased'
       AND p.population_status IS DISTINCT FROM 'moved_out'
-    GROUP BY 1, 2  -- counted per cell first, then set on the grid (see population_by_district_sex_age.sql)
+    GROUP BY 1, 2  -- summed from population.resident_cell, then set on the grid (see population_by_district_sex_age.sql)
 ),
 grid AS (
     SELECT d.district_code, d.district_name, d.sort_order, n.nationality_group, n.nationality_group_label, n.ord

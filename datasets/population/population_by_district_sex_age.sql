@@ -1,14 +1,16 @@
 -- 实有人口分区、性别、年龄段统计: one row per (district, sex, five-year age band), the full grid (zeros included).
 -- Universe (same as registered_residents_by_district): persons alive and not moved out on %(as_of)s, with a
 -- residence division that maps to a current Shanghai district, sex 1/2 and a birth date.
--- The residents are counted per cell first (a hash aggregate: at most 576 groups), then set on the grid: joining
--- every resident to the grid before grouping sorted four million rows on disk at 4M residents (15 s against 4 s).
+-- Read from population.resident_cell, the golden persons already counted per district, sex, birth date, … and kept
+-- current by the reconciliation (migration 0018): a day's release reads a table bounded by those attributes'
+-- domains instead of every resident. The cells are summed per output cell (a hash aggregate: at most 576 groups),
+-- then set on the grid.
 WITH resident AS (
     SELECT d.district_code,
            p.sex AS sex_code,
            least(floor(date_part('year', age(%(as_of)s::date, p.birth_date)) / 5), 17)::int AS band,
-           count(*) AS population
-    FROM population.person p
+           sum(p.persons) AS population
+    FROM population.resident_cell p
     JOIN publish_work.district_map d ON d.division_code = p.residence_division
     WHERE (p.death_date IS NULL OR p.death_date > %(as_of)s::date)
       AND p.population_status IS DISTINCT FROM 'deceased'

@@ -1,11 +1,11 @@
 -- 户籍与非户籍实有人口分区统计: one row per (district, registered / non-registered), the full grid.
 -- Universe: exactly the one of population_by_district_sex_age (keep the WHERE clauses identical).
--- Counted per cell first, then set on the grid (see population_by_district_sex_age.sql).
+-- Summed from population.resident_cell per output cell, then set on the grid (see population_by_district_sex_age.sql).
 WITH resident AS (
     SELECT d.district_code,
            CASE WHEN coalesce(p.is_registered, false) THEN 'registered' ELSE 'non_registered' END AS registration,
-           count(*) AS population
-    FROM population.person p
+           sum(p.persons) AS population
+    FROM population.resident_cell p
     JOIN publish_work.district_map d ON d.division_code = p.residence_division
     WHERE (p.death_date IS NULL OR p.death_date > %(as_of)s::date)
       AND p.population_status IS DISTINCT FROM 'deceased'

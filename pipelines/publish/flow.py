@@ -522,10 +522,13 @@ def prepare_release(dataset_code: str, run_ids: list[int], *, datasets_dir: Path
                 _suppress(conn, ds, build, datasets, review)
             if ds.record_level:
                 _k_anonymity(conn, ds, build, review)
-            row_hits = pii.scan_rows(conn, build, ds.field_names, ds.database)
+            read = pii.relations_read(conn, sql.SQL(ds.sql), {"as_of": as_of})
+            row_hits = pii.scan_rows(conn, build, ds.field_names, ds.database, read)
             review.check("pii_scan_rows", "记录 PII 扫描 (身份证号码、电话、姓名/地址值)",
                          "PII scan of the rows (ID numbers, phones, name/address values)",
-                         passed=not row_hits, patterns=list(pii.PATTERNS) + ["identifier_value"], hits=row_hits)
+                         passed=not row_hits, patterns=list(pii.PATTERNS) + (
+                             [] if pii.identifier_free(read) else ["identifier_value"]),
+                         relations_read=sorted(read), hits=row_hits)
             if row_hits:
                 review.block("pii_in_rows", "记录中发现疑似个人身份信息: " + ", ".join(
                     f"{h['column']}/{pii.LABELS[h['pattern']][0]} ({h['rows']} 行)" for h in row_hits),

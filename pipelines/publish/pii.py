@@ -51,6 +51,25 @@ IDENTIFIER_COLUMNS: dict[str, tuple[str, tuple[str, ...]]] = {
                    ("id_number", "name", "hukou_address", "residence_address", "residence_permit_no")),
 }
 
+# Relations that hold no direct identifier (migrations 0008, 0018): the values of a release whose query reads only
+# these cannot be a person's name, number or address, so they are not looked up in the golden table (a scan of every
+# person per release: the cost of a daily aggregate's review grew with the population).
+IDENTIFIER_FREE_RELATIONS = frozenset({"population.resident_cell", "publish_work.district_map"})
+
+
+def relations_read(conn: Connection, query: sql.Composable, params: dict[str, Any]) -> set[str]:
+    """schema.name of every table, view's table or materialised CTE source the query's plan reads (EXPLAIN VERBOSE:
+    views are expanded, subqueries and CTEs included)."""
+    (plan,) = conn.execute(sql.SQL("EXPLAIN (VERBOSE, FORMAT JSON) ") + query, params).fetchone()
+    found: set[str] = set()
+    stack = [plan[0]["Plan"]]
+    while stack:
+        node = stack.pop()
+        if "Relation Name" in node:
+            found.add(f"{node.get('Schema')}.{node['Relation Name']}")
+        stack.extend(node.get("Plans", []))
+    return found
+
 
 def _inside_hex_token(text: str, start: int, end: int) -> bool:
     """True when [start, end) lies in a run of >= 32 hex characters that has a letter a-f (a checksum)."""
@@ -84,6 +103,11 @@ def _windows(text: str) -> Iterator[tuple[int, int]]:
         lo, hi = start, end
     if hi >= 0:
         yield lo, hi
+
+
+def identifier_free(read: set[str] | None) -> bool:
+    """Did the query read only relations without identifiers (IDENTIFIER_FREE_RELATIONS)?"""
+    return read is not None and read <= IDENTIFIER_FREE_RELATIONS
 
 
 def scan_text(text: str) -> dict[str, list[int]]:
@@ -149,8 +173,12 @@ def scan_files(paths: list[Path]) -> list[dict[str, Any]]:
     return out
 
 
-def scan_rows(conn: Connection, table: sql.Composable, columns: list[str], database: str) -> list[dict[str, Any]]:
-    """Hits in the rows of ``table`` (a build table): per column and pattern the number of rows, no values."""
+def scan_rows(conn: Connection, table: sql.Composable, columns: list[str], database: str,
+              read: set[str] | None = None) -> list[dict[str, Any]]:
+    """Hits in the rows of ``table`` (a build table): per column and pattern the number of rows, no values.
+
+    ``read``: the relations the table's query read (relations_read); when all are IDENTIFIER_FREE_RELATIONS the
+    values are not looked up among the persons' identifiers (None: they are)."""
     if not columns:
         return []
     exprs, keys = [], []
@@ -161,7 +189,7 @@ def scan_rows(conn: Connection, table: sql.Composable, columns: list[str], datab
             keys.append((col, name))
     counts = conn.execute(sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(exprs), table)).fetchone()
     hits = [{"column": col, "pattern": name, "rows": n} for (col, name), n in zip(keys, counts) if n]
-    if database in IDENTIFIER_COLUMNS:
+    if database in IDENTIFIER_COLUMNS and not identifier_free(read):
         # Values of the release that are a person's identifier in the source database. The release's distinct
         # values (few: codes, labels, counts; tens of thousands at most for a record-level sample) are read first;
         # the source table is then scanned once with each identifier column tested against them as a constant

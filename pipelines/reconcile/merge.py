@@ -89,6 +89,13 @@ BULK_ANALYZE = {
 PREWARM_SHARE = 0.5
 
 
+# ... and the triggers that keep population.resident_cell (the persons counted per cell, migration 0018) current
+# are off for the merge's statements and the cells counted afresh after it, with one GROUP BY over the persons:
+# a full load's INSERT of a million persons would otherwise collect them all in a transition table first.
+CELL_TRIGGERS = ("resident_cell_insert", "resident_cell_update", "resident_cell_delete")
+CELL_STEP = "survivorship.scd2_merge"
+
+
 class AccountingError(RuntimeError):
     """A source's rows do not add up: received != merged + quarantined + duplicates."""
 
@@ -119,7 +126,18 @@ def reconcile_run(run_id: int, url: URL | None = None,
                 dropped[(kind, obj)] = drop_index(conn, obj) if kind == INDEX else drop_foreign_keys(conn, obj)
                 if record:
                     record(f"drop {kind} {obj} (bulk load)", 0, time.perf_counter() - t0)
+            if bulk and name == CELL_STEP:
+                t0 = time.perf_counter()
+                set_cell_triggers(conn, enabled=False)
+                if record:
+                    record("disable resident_cell triggers (bulk load)", 0, time.perf_counter() - t0)
             run_script(conn, script, params, on_statement=record)
+            if bulk and name == CELL_STEP:
+                t0 = time.perf_counter()
+                set_cell_triggers(conn, enabled=True)
+                (cells,) = conn.execute("SELECT population.resident_cell_rebuild()").fetchone()
+                if record:
+                    record("count population.resident_cell afresh (bulk load)", cells, time.perf_counter() - t0)
             for kind, obj in BULK_RESTORE.get(name, []) if bulk else []:
                 t0 = time.perf_counter()
                 for statement in dropped.pop((kind, obj)):
@@ -171,6 +189,13 @@ def is_bulk_load(conn) -> bool:
         " JOIN pg_stat_user_tables s ON s.relid = c.oid WHERE c.oid = 'population.source_record'::regclass"
     ).fetchone()
     return candidates > 0 and candidates >= BULK_SHARE * held
+
+
+def set_cell_triggers(conn, enabled: bool) -> None:
+    """Enable or disable the triggers maintaining population.resident_cell (see CELL_TRIGGERS)."""
+    action = sql.SQL("ENABLE" if enabled else "DISABLE")
+    for trigger in CELL_TRIGGERS:
+        conn.execute(sql.SQL("ALTER TABLE population.person {} TRIGGER {}").format(action, sql.Identifier(trigger)))
 
 
 def drop_index(conn, index: str) -> list[str]:

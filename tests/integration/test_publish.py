@@ -281,6 +281,21 @@ def test_pii_scan_blocks_a_dataset_whose_sql_leaks_an_id_number_and_a_phone(ware
         assert conn.execute("SELECT to_regclass('publish.leaky_dataset')").fetchone()[0] is None
 
 
+def test_identifier_values_are_looked_up_unless_the_query_reads_only_identifier_free_tables(warehouse, tmp_path):
+    """The rows' values are compared with the persons' names, numbers and addresses (a scan of the golden table)
+    whenever the dataset's query reads a table that may hold them; the daily aggregates read only the counted
+    cells and the district map (migration 0018), which hold none, and the review says what was read."""
+    url, run_id = warehouse
+    r = flow.prepare_release("population_by_district_sex_age", [run_id])
+    check = next(c for c in flow.review_report(r["release_id"])["checks"] if c["check"] == "pii_scan_rows")
+    assert check["relations_read"] == ["population.resident_cell", "publish_work.district_map"]
+    assert "identifier_value" not in check["patterns"] and check["passed"]
+    root = custom_datasets(tmp_path, {"leaky_dataset": (LEAK_YAML, LEAK_SQL)})
+    r = flow.prepare_release("leaky_dataset", [run_id], datasets_dir=root)
+    check = next(c for c in flow.review_report(r["release_id"])["checks"] if c["check"] == "pii_scan_rows")
+    assert "population.person" in check["relations_read"] and "identifier_value" in check["patterns"]
+
+
 DESC_LEAK_YAML = LEAK_YAML.replace("leaky_dataset", "described_leak").replace(
     "{name: contact, type: text, label_zh: 联系方式, description: 联系方式}",
     "{name: contact, type: text, label_zh: 联系方式, description: '样例 310104198003011234, 咨询 021-62345678'}")

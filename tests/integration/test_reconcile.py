@@ -16,7 +16,7 @@ from pipelines.population.validate import validate_run
 from pipelines.reconcile.merge import reconcile_run
 from pipelines.runs import open_run
 from pipelines.warehouse import connect
-from support import rows, snapshot
+from support import cells_disagreeing, rows, snapshot
 
 pytestmark = pytest.mark.integration
 SH = ZoneInfo("Asia/Shanghai")
@@ -203,6 +203,7 @@ def test_second_day_history_resolution_redelivery_and_idempotent_rerun(day1):
                 DAY1 + timedelta(hours=12), a)
     assert as_of == [("310104",)]
 
+    assert cells_disagreeing(url) == []  # (the increment's updates kept the counted cells)
     before = snapshot(url)
     load_day2()  # re-run of the same interval
     assert snapshot(url) == before
@@ -244,6 +245,7 @@ def test_id_corrected_at_source_retires_the_orphaned_person(day1):
     assert one(url, "SELECT department FROM population.attribute_lineage WHERE person_id = %s AND attribute = 'name'",
                b) == [("psb",)]
     statements_named_current(url)
+    assert cells_disagreeing(url) == []  # (the retired person's deletion counted out)
     before = snapshot(url)
     load_day3()
     assert snapshot(url) == before
@@ -296,3 +298,34 @@ def test_bulk_load_prewarms_the_indexes_it_rebuilt(clean_warehouse, monkeypatch)
         assert merge.prewarm(conn, rebuilt) == rebuilt
         monkeypatch.setattr(merge, "PREWARM_SHARE", 0.0)
         assert merge.prewarm(conn, rebuilt) == []
+
+
+def test_resident_cells_follow_every_write_of_the_persons(day1):
+    """population.resident_cell (migration 0018) is the persons counted per cell: counted afresh by the first
+    load's bulk path, then kept by triggers through any INSERT, UPDATE, DELETE or TRUNCATE of population.person."""
+    url, run1, _ = day1
+    assert one(url, "SELECT sum(persons) FROM population.resident_cell") == [(2,)]
+    assert cells_disagreeing(url) == []
+    with connect(url) as conn:
+        conn.execute("INSERT INTO population.person (id_type, id_number, name, sex, birth_date, residence_division,"
+                     " row_hash, valid_from, created_run_id, updated_run_id)"
+                     " SELECT 'RIC', 'X' || i, '测试', '1', DATE '2000-01-01', '310104', '', now(), %s, %s"
+                     " FROM generate_series(1, 3) i", (run1, run1))
+    assert cells_disagreeing(url) == []
+    assert one(url, "SELECT persons FROM population.resident_cell WHERE birth_date = DATE '2000-01-01'") == [(3,)]
+    with connect(url) as conn:  # a move, a death, and an update that changes no counted attribute
+        conn.execute("UPDATE population.person SET residence_division = '310105' WHERE id_number = 'X1'")
+        conn.execute("UPDATE population.person SET death_date = DATE '2026-01-01', population_status = 'deceased'"
+                     " WHERE id_number = 'X2'")
+        conn.execute("UPDATE population.person SET employer = '某公司' WHERE id_number = 'X3'")
+    assert cells_disagreeing(url) == []
+    assert one(url, "SELECT residence_division, death_date IS NULL, persons FROM population.resident_cell"
+                    " WHERE birth_date = DATE '2000-01-01' ORDER BY 1, 2") == [
+        ("310104", False, 1), ("310104", True, 1), ("310105", True, 1)]
+    with connect(url) as conn:
+        conn.execute("DELETE FROM population.person WHERE id_number LIKE 'X%'")
+    assert cells_disagreeing(url) == []
+    assert one(url, "SELECT count(*) FROM population.resident_cell WHERE persons = 0") == [(0,)]  # (emptied: gone)
+    with connect(url) as conn:
+        conn.execute("TRUNCATE population.person CASCADE")
+    assert one(url, "SELECT count(*) FROM population.resident_cell") == [(0,)]
