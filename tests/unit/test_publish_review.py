@@ -156,6 +156,26 @@ def test_the_four_formats_round_trip_with_nulls_booleans_dates_and_chinese(tmp_p
     assert doc["records"][1]["n"] is None and doc["records"][1]["s"] is True and doc["fields"][1]["label_zh"] == "区名称"
 
 
+def test_repeated_rows_are_written_alike_in_every_format_beyond_the_memo(tmp_path, monkeypatch):
+    """Writers serialises each distinct row once (up to MEMO_ROWS): repeats, rows past the memo's size, markup and
+    line breaks in text read back from every format as written."""
+    monkeypatch.setattr(exports, "MEMO_ROWS", 3)
+    fields = [Field("region", "text", "区域", ""), Field("band", "text", "年龄段", ""), Field("n", "integer", "人数", "")]
+    distinct = [("中心城区", "20-29", 1), ("郊区", "<b>&amp;</b>", None), ("浦东新区", "line\r\nbreak", 3),
+                ("郊区", " lead", 4), ("郊区", "80+", 5)]
+    rows = [distinct[i % len(distinct)] for i in range(23)]
+    w = exports.Writers(tmp_path, fields, {"dataset_code": "t", "release_id": "t-20260105-001"})
+    w.write(rows[:10])
+    w.write([])
+    w.write(rows[10:])
+    w.close()
+    assert w.rows == 23 and len(w._memo) == 3
+    expected = [tuple(exports.text(v) for v in r) for r in rows]
+    for fmt in exports.FORMATS:
+        header, back = exports.read(fmt, tmp_path / f"data.{fmt}")
+        assert header == ["region", "band", "n"] and back == expected, fmt
+
+
 def test_scan_text_finds_what_a_full_scan_finds():
     """scan_text searches only around runs of seven or more digits: on random texts full of near-misses (cut ID
     numbers, prefixed phones, digits glued to letters) it finds exactly what the patterns find over the whole text."""
