@@ -103,15 +103,26 @@ CREATE TRIGGER resident_cell_truncate AFTER TRUNCATE ON population.person
     FOR EACH STATEMENT EXECUTE FUNCTION population.resident_cell_truncate();
 
 -- Count the cells afresh from the persons (a full load, after its triggers were off; and here, for a warehouse
--- that already holds persons).
-CREATE FUNCTION population.resident_cell_rebuild() RETURNS bigint LANGUAGE sql AS $$
+-- that already holds persons). The key's index is dropped and built again after the insert: inserting 700k cells
+-- through an eight-column unique index took 7.2 s at 1M residents, the insert and the index build 3.3 s. The
+-- table is locked until the transaction ends (a full load's transaction locks the persons' indexes likewise).
+CREATE FUNCTION population.resident_cell_rebuild() RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    key_definition text;
+    cells bigint;
+BEGIN
+    SELECT pg_get_constraintdef(oid) INTO STRICT key_definition FROM pg_constraint
+    WHERE conrelid = 'population.resident_cell'::regclass AND conname = 'resident_cell_key';
     DELETE FROM population.resident_cell;
+    ALTER TABLE population.resident_cell DROP CONSTRAINT resident_cell_key;
     INSERT INTO population.resident_cell (residence_division, sex, birth_date, death_date, population_status,
                                           is_registered, nationality, id_type, persons)
     SELECT residence_division, sex, birth_date, death_date, population_status, is_registered, nationality, id_type,
            count(*)
     FROM population.person
     GROUP BY 1, 2, 3, 4, 5, 6, 7, 8;
-    SELECT count(*) FROM population.resident_cell;
-$$;
+    GET DIAGNOSTICS cells = ROW_COUNT;
+    EXECUTE 'ALTER TABLE population.resident_cell ADD CONSTRAINT resident_cell_key ' || key_definition;
+    RETURN cells;
+END $$;
 SELECT population.resident_cell_rebuild();
