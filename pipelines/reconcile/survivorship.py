@@ -90,7 +90,12 @@ def scd2_merge() -> sql.Composed:
     person: its earliest current statement).
 
     A new person without any current statement (its only record lost to a later statement of the same record
-    key, under another number) is written empty (row_hash '') and retired below, as before it had values."""
+    key, under another number) is written empty (row_hash '') and retired below, as before it had values.
+
+    The new persons are written in the order of the golden rows, which the golden query made in person_id order
+    (its window and aggregate sort by person): the primary key grows at its end without sorting the wide rows
+    again (an ORDER BY here sorted a million golden rows on disk: 13.5 s of a full load's person insert, the
+    history's insert of the same rows 6.8 s)."""
     set_values = sql.SQL(", ").join(
         sql.SQL("{c} = g.{c}").format(c=sql.Identifier(c)) for c in [*GOLDEN_ATTRIBUTES, *SRC]
     )
@@ -101,10 +106,14 @@ def scd2_merge() -> sql.Composed:
     return sql.SQL(
         """
         INSERT INTO population.person ({cols})
-        SELECT n.person_id, n.id_type, n.id_number, {gvals}, coalesce(g.row_hash, ''),
-               coalesce(g.first_update, n.valid_from), %(run_id)s, %(run_id)s
-        FROM new_person n LEFT JOIN golden g USING (person_id)
-        ORDER BY n.person_id;
+        SELECT n.person_id, n.id_type, n.id_number, {gvals}, g.row_hash, g.first_update, %(run_id)s, %(run_id)s
+        FROM golden g JOIN new_person n USING (person_id);
+
+        INSERT INTO population.person (person_id, id_type, id_number, row_hash, valid_from, created_run_id,
+                                       updated_run_id)
+        SELECT n.person_id, n.id_type, n.id_number, '', n.valid_from, %(run_id)s, %(run_id)s
+        FROM new_person n
+        WHERE NOT EXISTS (SELECT 1 FROM golden g WHERE g.person_id = n.person_id);
 
         INSERT INTO population.person_history ({cols}, valid_to, version)
         SELECT n.person_id, n.id_type, n.id_number, {gvals}, g.row_hash, g.first_update, %(run_id)s, %(run_id)s,

@@ -272,6 +272,7 @@ def test_bulk_load_restores_every_index_and_foreign_key(clean_warehouse):
     bulk = [s for s in steps if s.endswith("(bulk load)")]
     assert any(s.startswith("drop foreign keys of population.person_xref") for s in bulk)
     assert any(s.startswith("drop index population.source_record_key") for s in bulk)
+    assert any(s.startswith("drop key population.person_xref_pkey") for s in bulk)
     assert sum(s.startswith("drop ") for s in bulk) == sum(s.startswith("restore ") for s in bulk) >= 10
     assert one(url, SCHEMA_OBJECTS) == before
     assert one(url, "SELECT count(*) FROM pg_constraint WHERE conrelid = 'population.person_xref'::regclass"
@@ -290,9 +291,9 @@ def test_bulk_load_prewarms_the_indexes_it_rebuilt(clean_warehouse, monkeypatch)
     validate_run(run1, (DAY1 + timedelta(days=1)).date(), url)
     steps: list[tuple[str, int]] = []
     reconcile_run(run1, url, on_step=lambda name, seconds, statements: steps.extend((s, n) for s, n, _ in statements))
-    rebuilt = [s.removeprefix("restore index ").removesuffix(" (bulk load)") for s, _ in steps
-               if s.startswith("restore index ")]
-    assert len(rebuilt) >= 7
+    rebuilt = [s.removeprefix("restore index ").removeprefix("restore key ").removesuffix(" (bulk load)")
+               for s, _ in steps if s.startswith(("restore index ", "restore key "))]
+    assert len(rebuilt) >= 10 and "population.person_xref_pkey" in rebuilt
     assert ("pg_prewarm " + ", ".join(rebuilt), len(rebuilt)) in steps
     with connect(url) as conn:
         assert merge.prewarm(conn, rebuilt) == rebuilt
@@ -329,3 +330,29 @@ def test_resident_cells_follow_every_write_of_the_persons(day1):
     with connect(url) as conn:
         conn.execute("TRUNCATE population.person CASCADE")
     assert one(url, "SELECT count(*) FROM population.resident_cell") == [(0,)]
+
+
+def test_a_new_number_whose_record_is_already_superseded_gives_an_empty_person_that_is_retired(day1):
+    """An older interval run after a newer one: its record of key P-Z names a number never seen (C), but the key's
+    latest statement (day 3's) names B. C's new person has no current statement: it is written empty and retired
+    at once, and the counted cells (migration 0018) never count it."""
+    url, run1, _ = day1
+    c_id = rid("31010519700303201")
+    day3 = DAY1 + timedelta(days=2)
+    run3 = day_run(url, day3)
+    stage(url, run3, "psb_hukou", "psb", [dict(PSB_A, source_key="P-Z", id_number=B_ID, name="李四", sex="2",
+                                               birth_date="1990-02-15", updated=11)], day=day3)
+    validate_run(run3, (day3 + timedelta(days=1)).date(), url)
+    reconcile_run(run3, url)
+    day2 = DAY1 + timedelta(days=1)
+    run2 = day_run(url, day2)
+    stage(url, run2, "psb_hukou", "psb", [dict(PSB_A, source_key="P-Z", id_number=c_id, name="王五", sex="1",
+                                               birth_date="1970-03-03", updated=10)], day=day2)
+    validate_run(run2, (day2 + timedelta(days=1)).date(), url)
+    reconcile_run(run2, url)
+    assert one(url, "SELECT person_id FROM population.person_xref WHERE source_key = 'P-Z'") == [(person_of(url, B_ID),)]
+    assert one(url, "SELECT count(*) FROM population.person WHERE id_number = %s", c_id) == [(0,)]
+    assert one(url, "SELECT id_number, reason, run_id FROM population.person_retired") == [
+        (c_id, "ID_CORRECTED_AT_SOURCE", run2)]
+    assert one(url, "SELECT count(*) FROM population.person_history WHERE id_number = %s", c_id) == [(0,)]
+    assert cells_disagreeing(url) == []
