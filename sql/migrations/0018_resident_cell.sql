@@ -34,54 +34,29 @@ COMMENT ON TABLE population.resident_cell IS
     'is_registered, nationality, id_type), maintained from population.person by triggers (migration 0018)';
 
 -- Apply a statement's change: the rows it removed counted out, the rows it added counted in, per cell, in one
--- upsert; then the cells left empty are deleted. (One function per operation: a DELETE has no new rows to name.)
-CREATE FUNCTION population.resident_cell_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+-- upsert; then the cells left empty are deleted. One function for the three operations: the query names the
+-- transition tables the operation has (a DELETE has no new rows), so it is run by EXECUTE.
+CREATE FUNCTION population.resident_cell_apply() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    cell constant text := 'residence_division, sex, birth_date, death_date, population_status, is_registered, '
+                          'nationality, id_type';
+    changes text := CASE TG_OP
+        WHEN 'INSERT' THEN format('SELECT %s, 1 AS d FROM new_rows', cell)
+        WHEN 'DELETE' THEN format('SELECT %s, -1 AS d FROM old_rows', cell)
+        ELSE format('SELECT %1$s, -1 AS d FROM old_rows UNION ALL SELECT %1$s, 1 FROM new_rows', cell) END;
 BEGIN
-    INSERT INTO population.resident_cell AS c (residence_division, sex, birth_date, death_date, population_status,
-                                               is_registered, nationality, id_type, persons)
-    SELECT residence_division, sex, birth_date, death_date, population_status, is_registered, nationality, id_type,
-           count(*)
-    FROM new_rows
-    GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
-    ON CONFLICT ON CONSTRAINT resident_cell_key DO UPDATE SET persons = c.persons + EXCLUDED.persons;
-    RETURN NULL;
-END $$;
-
-CREATE FUNCTION population.resident_cell_update() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO population.resident_cell AS c (residence_division, sex, birth_date, death_date, population_status,
-                                               is_registered, nationality, id_type, persons)
-    SELECT residence_division, sex, birth_date, death_date, population_status, is_registered, nationality, id_type,
-           sum(d)
-    FROM (SELECT residence_division, sex, birth_date, death_date, population_status, is_registered, nationality,
-                 id_type, -1 AS d FROM old_rows
-          UNION ALL
-          SELECT residence_division, sex, birth_date, death_date, population_status, is_registered, nationality,
-                 id_type, 1 FROM new_rows) x
-    GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
-    HAVING sum(d) <> 0  -- (an update of other columns, e.g. the lineage pointers, changes no cell)
-    ON CONFLICT ON CONSTRAINT resident_cell_key DO UPDATE SET persons = c.persons + EXCLUDED.persons;
-    DELETE FROM population.resident_cell WHERE persons = 0;
-    IF EXISTS (SELECT 1 FROM population.resident_cell WHERE persons < 0) THEN
-        RAISE EXCEPTION 'population.resident_cell counted below zero: it no longer matches population.person'
-            USING HINT = 'SELECT population.resident_cell_rebuild() counts the cells afresh';
-    END IF;
-    RETURN NULL;
-END $$;
-
-CREATE FUNCTION population.resident_cell_delete() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO population.resident_cell AS c (residence_division, sex, birth_date, death_date, population_status,
-                                               is_registered, nationality, id_type, persons)
-    SELECT residence_division, sex, birth_date, death_date, population_status, is_registered, nationality, id_type,
-           -count(*)
-    FROM old_rows
-    GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
-    ON CONFLICT ON CONSTRAINT resident_cell_key DO UPDATE SET persons = c.persons + EXCLUDED.persons;
-    DELETE FROM population.resident_cell WHERE persons = 0;
-    IF EXISTS (SELECT 1 FROM population.resident_cell WHERE persons < 0) THEN
-        RAISE EXCEPTION 'population.resident_cell counted below zero: it no longer matches population.person'
-            USING HINT = 'SELECT population.resident_cell_rebuild() counts the cells afresh';
+    EXECUTE format(
+        'INSERT INTO population.resident_cell AS c (%1$s, persons) '
+        'SELECT %1$s, sum(d) FROM (%2$s) x GROUP BY %1$s '
+        'HAVING sum(d) <> 0 '  -- (an update of other columns, e.g. the lineage pointers, changes no cell)
+        'ON CONFLICT ON CONSTRAINT resident_cell_key DO UPDATE SET persons = c.persons + EXCLUDED.persons',
+        cell, changes);
+    IF TG_OP <> 'INSERT' THEN
+        DELETE FROM population.resident_cell WHERE persons = 0;
+        IF EXISTS (SELECT 1 FROM population.resident_cell WHERE persons < 0) THEN
+            RAISE EXCEPTION 'population.resident_cell counted below zero: it no longer matches population.person'
+                USING HINT = 'SELECT population.resident_cell_rebuild() counts the cells afresh';
+        END IF;
     END IF;
     RETURN NULL;
 END $$;
@@ -93,12 +68,12 @@ BEGIN
 END $$;
 
 CREATE TRIGGER resident_cell_insert AFTER INSERT ON population.person
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION population.resident_cell_insert();
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION population.resident_cell_apply();
 CREATE TRIGGER resident_cell_update AFTER UPDATE ON population.person
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT
-    EXECUTE FUNCTION population.resident_cell_update();
+    EXECUTE FUNCTION population.resident_cell_apply();
 CREATE TRIGGER resident_cell_delete AFTER DELETE ON population.person
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION population.resident_cell_delete();
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION population.resident_cell_apply();
 CREATE TRIGGER resident_cell_truncate AFTER TRUNCATE ON population.person
     FOR EACH STATEMENT EXECUTE FUNCTION population.resident_cell_truncate();
 

@@ -338,18 +338,17 @@ def test_a_new_number_whose_record_is_already_superseded_gives_an_empty_person_t
     at once, and the counted cells (migration 0018) never count it."""
     url, run1, _ = day1
     c_id = rid("31010519700303201")
-    day3 = DAY1 + timedelta(days=2)
-    run3 = day_run(url, day3)
-    stage(url, run3, "psb_hukou", "psb", [dict(PSB_A, source_key="P-Z", id_number=B_ID, name="李四", sex="2",
-                                               birth_date="1990-02-15", updated=11)], day=day3)
-    validate_run(run3, (day3 + timedelta(days=1)).date(), url)
-    reconcile_run(run3, url)
-    day2 = DAY1 + timedelta(days=1)
-    run2 = day_run(url, day2)
-    stage(url, run2, "psb_hukou", "psb", [dict(PSB_A, source_key="P-Z", id_number=c_id, name="王五", sex="1",
-                                               birth_date="1970-03-03", updated=10)], day=day2)
-    validate_run(run2, (day2 + timedelta(days=1)).date(), url)
-    reconcile_run(run2, url)
+
+    def load(days: int, **row) -> int:
+        day = DAY1 + timedelta(days=days)
+        run = day_run(url, day)
+        stage(url, run, "psb_hukou", "psb", [dict(PSB_A, source_key="P-Z", **row)], day=day)
+        validate_run(run, (day + timedelta(days=1)).date(), url)
+        reconcile_run(run, url)
+        return run
+
+    load(2, id_number=B_ID, name="李四", sex="2", birth_date="1990-02-15", updated=11)
+    run2 = load(1, id_number=c_id, name="王五", sex="1", birth_date="1970-03-03", updated=10)
     assert one(url, "SELECT person_id FROM population.person_xref WHERE source_key = 'P-Z'") == [(person_of(url, B_ID),)]
     assert one(url, "SELECT count(*) FROM population.person WHERE id_number = %s", c_id) == [(0,)]
     assert one(url, "SELECT id_number, reason, run_id FROM population.person_retired") == [
