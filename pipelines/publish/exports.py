@@ -195,6 +195,8 @@ class Writers:
         self.names = [f.name for f in fields]
         self.rows = 0
         self._memo: dict[tuple, tuple[str, str, str, str]] = {}
+        # equal rows must have one spelling: numbers do not (Decimal('1.0') == Decimal('1'), written 1.0 and 1)
+        self._memo_rows = 0 if any(f.type == "number" for f in fields) else MEMO_ROWS
         self._csv_fh = (directory / FILE_NAMES["csv"]).open("w", encoding="utf-8-sig", newline="")
         self._csv_line = _CsvLine()
         self._csv_fh.write(self._csv_line(self.names))
@@ -232,7 +234,7 @@ class Writers:
             forms = memo.get(r)
             if forms is None:
                 forms = serialise(r)
-                if len(memo) < MEMO_ROWS:
+                if len(memo) < self._memo_rows:
                     memo[r] = forms
             out.append(forms)
         if not out:

@@ -7,6 +7,7 @@ import json
 import re
 import zipfile
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -174,6 +175,16 @@ def test_repeated_rows_are_written_alike_in_every_format_beyond_the_memo(tmp_pat
     for fmt in exports.FORMATS:
         header, back = exports.read(fmt, tmp_path / f"data.{fmt}")
         assert header == ["region", "band", "n"] and back == expected, fmt
+
+
+def test_numbers_equal_in_value_keep_their_own_spelling(tmp_path):
+    """Decimal('1.0') == Decimal('1'): a release with a number field is not served from the row memo."""
+    fields = [Field("share", "number", "比例", "")]
+    rows = [(Decimal("1.0"),), (Decimal("1"),), (Decimal("1.0"),)]
+    w = exports.Writers(tmp_path, fields, {"dataset_code": "t", "release_id": "t-20260105-001"})
+    w.write(rows)
+    w.close()
+    assert exports.read("csv", tmp_path / "data.csv")[1] == [("1.0",), ("1",), ("1.0",)]
 
 
 def test_scan_text_finds_what_a_full_scan_finds():
