@@ -1,4 +1,4 @@
-"""Measuring a stage: wall time, peak memory of this Python process and of PostgreSQL's processes.
+"""Measuring a stage: wall time, CPU time, peak memory of this Python process and of PostgreSQL's processes.
 
 A :class:`Sampler` thread reads, every ``interval`` seconds, the resident set (RSS) of this process (plus its child
 processes: the parallel extract tasks, when the benchmark runs them as the DAG does) and the private
@@ -10,6 +10,14 @@ this machine and its processes are visible to this user; otherwise they are ``No
 
 ``ru_maxrss`` (the kernel's high-water mark of this process) backs the sampled Python peak: when it grew during a
 stage, the stage's peak is exactly that value, however short the spike.
+
+CPU time (user + system) is read at the start and the end of a stage, not sampled: this process's and that of its
+child processes once they have ended (``getrusage``: the extract and publish worker processes end with their
+stage); for PostgreSQL, every child of the postmaster (backends, parallel workers, the checkpointer, autovacuum…)
+— the difference for those alive at both ends, the whole for those started during the stage, and for those that
+ended during it what the postmaster's count of its ended children (``cutime``) gained, less what they had used
+before the stage. Wall time divided into the two is how many cores the stage kept busy: on a machine of n cores a
+stage can take no less than its CPU time / n.
 """
 
 from __future__ import annotations
@@ -52,6 +60,48 @@ def postmaster_process(conn) -> psutil.Process | None:
         return parent
     except (psutil.Error, OSError):
         return None
+
+
+@dataclass(frozen=True)
+class CpuMark:
+    """CPU seconds used so far: this process and its ended children; PostgreSQL's processes (None when unreadable)."""
+
+    python: float
+    pg_live: dict[tuple[int, float], float] | None  # (pid, start time) -> CPU seconds of each child of the postmaster
+    pg_ended: float | None                           # the postmaster's own CPU plus that of its ended children
+
+
+def cpu_mark(postmaster: psutil.Process | None) -> CpuMark:
+    me, ended = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    python = me.ru_utime + me.ru_stime + ended.ru_utime + ended.ru_stime
+    if postmaster is None:
+        return CpuMark(python, None, None)
+    try:
+        t = postmaster.cpu_times()
+        pg_ended = t.user + t.system + t.children_user + t.children_system
+        children = postmaster.children()
+    except psutil.Error:
+        return CpuMark(python, None, None)
+    live = {}
+    for child in children:
+        try:
+            with child.oneshot():
+                c = child.cpu_times()
+                live[(child.pid, child.create_time())] = c.user + c.system
+        except psutil.Error:  # ended meanwhile: counted in pg_ended once the postmaster has collected it
+            continue
+    return CpuMark(python, live, pg_ended)
+
+
+def cpu_between(before: CpuMark, after: CpuMark) -> tuple[float, float | None]:
+    """(Python, PostgreSQL) CPU seconds used between two marks (PostgreSQL None when unreadable)."""
+    python = after.python - before.python
+    if before.pg_live is None or after.pg_live is None or before.pg_ended is None or after.pg_ended is None:
+        return python, None
+    pg = sum(cpu - before.pg_live.get(key, 0.0) for key, cpu in after.pg_live.items())
+    pg += after.pg_ended - before.pg_ended  # the children that ended, whole lifetimes …
+    pg -= sum(cpu for key, cpu in before.pg_live.items() if key not in after.pg_live)  # … less before the stage
+    return python, max(pg, 0.0)
 
 
 @dataclass
@@ -166,6 +216,22 @@ class Stage:
     pg_private_max: int | None = None
     parent: str | None = None
     detail: dict = field(default_factory=dict)
+    python_cpu: float | None = None  # CPU seconds of this process and of the workers it ran (ended in the stage)
+    pg_cpu: float | None = None      # CPU seconds of PostgreSQL's processes
+
+    @property
+    def cpu(self) -> float | None:
+        """CPU seconds of Python and PostgreSQL together (None when PostgreSQL's could not be read)."""
+        if self.python_cpu is None or self.pg_cpu is None:
+            return None
+        return self.python_cpu + self.pg_cpu
+
+    @property
+    def cores_busy(self) -> float | None:
+        """How many cores the stage kept busy on average: CPU seconds / wall seconds."""
+        if self.cpu is None or self.seconds <= 0:
+            return None
+        return self.cpu / self.seconds
 
     @property
     def rows_per_second(self) -> float | None:
@@ -179,18 +245,22 @@ class Stage:
             "rows_per_second": None if self.rows_per_second is None else round(self.rows_per_second, 1),
             "python_peak_bytes": self.python_peak, "pg_private_total_bytes": self.pg_private_total,
             "pg_private_max_bytes": self.pg_private_max, "parent": self.parent, "detail": self.detail,
+            "python_cpu_seconds": None if self.python_cpu is None else round(self.python_cpu, 3),
+            "pg_cpu_seconds": None if self.pg_cpu is None else round(self.pg_cpu, 3),
         }
 
 
 @contextmanager
 def measured(sampler: Sampler, name: str, into: list[Stage], parent: str | None = None) -> Iterator[Stage]:
-    """Time the block and record its memory peaks as a :class:`Stage` appended to ``into``; the block may set
-    ``stage.rows``/``rows_label``/``detail``."""
+    """Time the block and record its CPU time and memory peaks as a :class:`Stage` appended to ``into``; the block
+    may set ``stage.rows``/``rows_label``/``detail``."""
     stage = Stage(name=name, seconds=0.0, parent=parent)
+    cpu_before = cpu_mark(sampler.postmaster)
     started = time.perf_counter()
     with sampler.window() as peaks:
         yield stage
     stage.seconds = time.perf_counter() - started
+    stage.python_cpu, stage.pg_cpu = cpu_between(cpu_before, cpu_mark(sampler.postmaster))
     stage.python_peak = peaks.python_rss
     stage.pg_private_total = peaks.pg_private_total
     stage.pg_private_max = peaks.pg_private_max

@@ -12,7 +12,7 @@ from typing import Any
 import psutil
 from sqlalchemy import URL
 
-from pipelines.bench.measure import MB
+from pipelines.bench.measure import MB, Stage
 from pipelines.bench.runner import BaseResult, RunResult
 from pipelines.warehouse import connect
 
@@ -67,6 +67,37 @@ def _s(value: float | None) -> str:
 
 def _rate(value: float | None) -> str:
     return "–" if value is None else f"{value:,.0f}"
+
+
+def _cpu(python: float | None, pg: float | None) -> str:
+    """CPU seconds as 'Python + PostgreSQL' (– where not measured)."""
+    if python is None and pg is None:
+        return ""
+    return f"{_s(python)} + {_s(pg)}"
+
+
+def _cores(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
+def cpu_budget(run: RunResult, copy: Stage | None, cores: int) -> str | None:
+    """One paragraph: the run's CPU seconds, what that bounds its wall time to on this machine's cores, and the
+    COPY reference's CPU beside it (None when PostgreSQL's CPU could not be read)."""
+    top = [s for s in run.top if s.cpu is not None]
+    if not top or len(top) != len(run.top) or cores < 1:
+        return None
+    total = sum(s.cpu for s in top)
+    python = sum(s.python_cpu for s in top)
+    floor = total / cores
+    text = (f"CPU: the run used {total:,.1f} CPU seconds (Python {python:,.1f}, PostgreSQL {total - python:,.1f}) "
+            f"in {run.seconds:,.1f} s, {total / run.seconds:.2f} of the {cores} cores on average; spread perfectly over "
+            f"{cores} cores it could take no less than {floor:,.1f} s")
+    if copy is not None and copy.cpu is not None and copy.seconds > 0:
+        text += (f" ({floor / copy.seconds:.2f}× the COPY reference's seconds). The COPY reference used "
+                 f"{copy.cpu:,.1f} CPU seconds (Python {copy.python_cpu:,.1f}, PostgreSQL {copy.pg_cpu:,.1f}) in {copy.seconds:,.1f} s: "
+                 f"the run did {total / copy.cpu:.1f}× its work")
+    stages = ", ".join(f"{s.name} {s.cpu:,.1f}" for s in sorted(top, key=lambda s: -s.cpu))
+    return text + f". CPU seconds by stage: {stages}."
 
 
 def _ratio(value: float | None) -> str:
@@ -137,16 +168,22 @@ def run_rows(run: RunResult, copy_seconds: float | None) -> list[list[str]]:
             note = "passed" if st.detail.get("passed") else f"FAILED: {', '.join(st.detail.get('blocking_failures', []))}"
         rows.append([st.name, f"{st.rows:,}" if st.rows is not None else "–", _s(st.seconds),
                      _rate(st.rows_per_second), _ratio(st.seconds / copy_seconds if copy_seconds else None),
+                     _cpu(st.python_cpu, st.pg_cpu), _cores(st.cores_busy),
                      _mb(st.python_peak), _mb(st.pg_private_total), _mb(st.pg_private_max), note])
         for sub in (s for s in run.stages if s.parent == st.name):
             rows.append([f"  {sub.name}", f"{sub.rows:,}" if sub.rows is not None else "", _s(sub.seconds),
                          _rate(sub.rows_per_second) if sub.rows is not None else "", "",
+                         _cpu(sub.python_cpu, sub.pg_cpu), _cores(sub.cores_busy),
                          _mb(sub.python_peak) if sub.python_peak else "",
                          _mb(sub.pg_private_total) if sub.pg_private_total else "",
                          _mb(sub.pg_private_max) if sub.pg_private_max else "", ""])
     rate = run.received / run.seconds if run.seconds else None
+    measured = all(s.cpu is not None for s in run.top)
+    python_cpu = sum(s.python_cpu for s in run.top) if measured else None
+    pg_cpu = sum(s.pg_cpu for s in run.top) if measured else None
     rows.append(["total", f"{run.received:,}", _s(run.seconds), _rate(rate),
-                 _ratio(run.seconds / copy_seconds if copy_seconds else None),
+                 _ratio(run.seconds / copy_seconds if copy_seconds else None), _cpu(python_cpu, pg_cpu),
+                 _cores((python_cpu + pg_cpu) / run.seconds if measured and run.seconds else None),
                  _mb(max(s.python_peak or 0 for s in run.top)),
                  _mb(max((s.pg_private_total or 0 for s in run.top), default=None)),
                  _mb(max((s.pg_private_max or 0 for s in run.top), default=None)),
@@ -154,7 +191,7 @@ def run_rows(run: RunResult, copy_seconds: float | None) -> list[list[str]]:
     return rows
 
 
-HEADER = ["stage", "rows", "seconds", "rows/s", "× COPY", "Python peak MB", "PG private MB (sum)",
+HEADER = ["stage", "rows", "seconds", "rows/s", "× COPY", "CPU s (Python + PG)", "cores busy", "Python peak MB", "PG private MB (sum)",
           "PG private MB (max backend)", "note"]
 
 
@@ -257,6 +294,10 @@ def markdown(results: list[BaseResult], info: dict[str, Any], when: str, command
         "simulator runs in a child process and is not counted. PG private = RSS minus shared pages of the "
         "postmaster's children (backends, autovacuum, checkpointer…): the sum over all of them, and the largest "
         "single one; shared_buffers are not in it.",
+        "- CPU s = CPU seconds (user + system) used during the stage: Python = the benchmark process and the worker "
+        "processes it ran (the extract and publish tasks), PG = every PostgreSQL process (backends, parallel "
+        "workers, checkpointer, autovacuum); cores busy = CPU seconds / seconds. On a machine of n cores a stage "
+        "takes at least its CPU seconds / n: the floor that only less work, not more parallelism, lowers.",
     ]
     if main.copy:
         c = main.copy
@@ -306,8 +347,9 @@ def markdown(results: list[BaseResult], info: dict[str, Any], when: str, command
         if base.copy:
             c = base.copy
             lines += ["", f"COPY reference: {c.rows:,} rows ({c.file_bytes / MB:,.0f} MB): typed "
-                          f"**{c.typed.seconds:,.1f} s** ({c.rows / c.typed.seconds:,.0f} rows/s), all-text "
-                          f"{c.text.seconds:,.1f} s ({c.rows / c.text.seconds:,.0f} rows/s)."]
+                          f"**{c.typed.seconds:,.1f} s** ({c.rows / c.typed.seconds:,.0f} rows/s"
+                          + (f", CPU {_cpu(c.typed.python_cpu, c.typed.pg_cpu)} s" if c.typed.cpu is not None else "")
+                          + f"), all-text {c.text.seconds:,.1f} s ({c.rows / c.text.seconds:,.0f} rows/s)."]
         for run in (base.full, base.increment):
             if run is None:
                 continue
@@ -315,6 +357,9 @@ def markdown(results: list[BaseResult], info: dict[str, Any], when: str, command
                           f"{run.golden_rows:,} golden persons, {run.history_rows:,} history rows, database "
                           f"{run.database_bytes / 1024 ** 3:,.2f} GiB after it", ""]
             lines.append(md_table(run_rows(run, copy_s)))
+            budget = cpu_budget(run, base.copy.typed if base.copy else None, info.get("cores") or 0)
+            if budget:
+                lines += ["", budget]
             acc = {k: sum(a[k] for a in run.accounting.values()) for k in ("received", "merged", "quarantined",
                                                                            "duplicates")}
             lines += ["", f"Row accounting: received {acc['received']:,} = merged {acc['merged']:,} + quarantined "

@@ -238,14 +238,20 @@ class Context:
 
 def timed_task(fn: Callable, *args, **kwargs) -> dict:
     """``fn(*args, **kwargs)`` in a worker process, as one mapped task of a DAG runs (an extract per source, a
-    prepare per dataset): its result, seconds, peak RSS and process id."""
+    prepare per dataset): its result, seconds, CPU seconds (user + system), peak RSS and process id."""
     import os
+    import resource
 
     from pipelines.bench.measure import ru_maxrss_bytes
 
-    t0 = time.perf_counter()
+    def cpu() -> float:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    t0, c0 = time.perf_counter(), cpu()
     result = fn(*args, **kwargs)
-    return {"result": result, "seconds": time.perf_counter() - t0, "maxrss": ru_maxrss_bytes(), "pid": os.getpid()}
+    return {"result": result, "seconds": time.perf_counter() - t0, "cpu": cpu() - c0, "maxrss": ru_maxrss_bytes(),
+            "pid": os.getpid()}
 
 
 def run_day(ctx: Context, day: date, index: int, label: str) -> RunResult:
@@ -290,6 +296,7 @@ def run_day(ctx: Context, day: date, index: int, label: str) -> RunResult:
                 d = done[src.id]
                 r = d["result"]
                 stages.append(Stage(src.id, d["seconds"], r["received"], "received", python_peak=d["maxrss"],
+                                    python_cpu=d["cpu"],
                                     parent="extract", detail={"kind": src.kind, "files": r["files"],
                                                               "quarantined_files": r["quarantined_files"],
                                                               "process": d["pid"]}))
@@ -387,7 +394,7 @@ def run_publish(run_id: int, stages: list[Stage], workers: int = 1) -> dict:
         for code in codes:
             t0 = time.perf_counter()
             done[code] = {"result": publish_flow.prepare_release(code, [run_id]),
-                          "seconds": time.perf_counter() - t0, "maxrss": None, "pid": None}
+                          "seconds": time.perf_counter() - t0, "cpu": None, "maxrss": None, "pid": None}
     else:
         # the longest first (the record-level sample), so that the others fill the second worker meanwhile
         order = sorted(codes, key=lambda c: not c.endswith("_sample"))
@@ -401,7 +408,7 @@ def run_publish(run_id: int, stages: list[Stage], workers: int = 1) -> dict:
         d = done[code]
         release = d["result"]
         stages.append(Stage(f"prepare {code}", d["seconds"], release.get("row_count"), "rows", parent="publish",
-                            python_peak=d["maxrss"], detail={"status": release["status"], "process": d["pid"]}))
+                            python_peak=d["maxrss"], python_cpu=d["cpu"], detail={"status": release["status"], "process": d["pid"]}))
         prepared.append(release)
     t0 = time.perf_counter()
     published = dag_steps.publish_auto_approved(prepared)

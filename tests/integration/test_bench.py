@@ -58,6 +58,9 @@ def test_every_stage_reported_with_positive_throughput(bench_run):
                 assert stage["seconds"] > 0, (base["persons"], run["label"], name)
                 assert stage["rows"] > 0 and stage["rows_per_second"] > 0, (base["persons"], run["label"], name)
                 assert stage["python_peak_bytes"] > 50 * 1024 * 1024  # a Python process with pandas loaded
+                # CPU time: the local cluster's processes are readable, so PostgreSQL's is measured too
+                assert stage["python_cpu_seconds"] > 0 and stage["pg_cpu_seconds"] is not None, (run["label"], name)
+            assert top["reconcile"]["pg_cpu_seconds"] > 0  # the reconciliation runs in PostgreSQL
             subs = {s["parent"] for s in run["stages"] if s["parent"]}
             assert {"extract", "validate", "reconcile", "quality gate"} <= subs
             extract_subs = [s for s in run["stages"] if s["parent"] == "extract"]
@@ -102,6 +105,7 @@ def test_copy_reference_timed_on_the_staged_rows(bench_run):
         assert copy["file_bytes"] > copy["rows"] * 100
         for variant in ("typed", "text"):
             assert copy[variant]["seconds"] > 0 and copy[variant]["rows"] == copy["rows"]
+            assert copy[variant]["pg_cpu_seconds"] > 0  # the server parsed and wrote the rows
 
 
 def test_benchmarks_md_written_with_machine_tables_targets_and_kept_section(bench_run):
@@ -110,7 +114,9 @@ def test_benchmarks_md_written_with_machine_tables_targets_and_kept_section(benc
     assert f"{os.cpu_count()} cores" in text and "PostgreSQL 1" in text
     assert "N = 2,000 simulated residents" in text
     assert "## 2,000 residents (N)" in text and "## 500 residents" in text
-    assert text.count("| stage | rows | seconds | rows/s | × COPY |") == 4
+    assert text.count("| stage | rows | seconds | rows/s | × COPY | CPU s (Python + PG) | cores busy |") == 4
+    budgets = [line for line in text.splitlines() if line.startswith("CPU: the run used ")]
+    assert len(budgets) == 4 and all("the COPY reference" in line for line in budgets)
     for target in ("full load ≤ 8× COPY", "1% increment ≤ 10% of the full load", "≤ 1.5× the increment",
                    "Python peak ≤ 2 GB", "quality gate on the"):
         line = next(l for l in text.splitlines() if target in l)
