@@ -7,6 +7,7 @@ Files are CSV in UTF-8 with BOM (Excel in a Chinese locale opens them correctly)
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 from sqlalchemy import URL
@@ -23,38 +24,67 @@ def _label(code: str) -> str:
         return code
 
 
+DISCREPANCY_HEADER = ["角色 role", "数源部门 authority", "不一致部门 department", "人员标识 person_id", "数据项 attribute",
+                      "权威值 authority_value", "部门值 department_value", "数据源 source_id", "部门记录 source_key",
+                      "权威记录 authority_source_key", "首次发现运行 first_run", "最近运行 last_run"]
+
+# One department's open discrepancies, as the authority and as the disagreeing party, in the order of
+# (authority, attribute, person, source), written by the server as CSV (COPY … TO STDOUT): the file holds every
+# open discrepancy, so its size follows the warehouse, not the run; fetched into Python and written row by row, it
+# cost 2.7 s of a day's run on a 4M-resident warehouse (0.5 s at 1M).
+_DEPARTMENT_DISCREPANCIES = """
+COPY (
+    SELECT x.role, coalesce(la.label, x.authority_department), coalesce(ld.label, x.department), x.person_id,
+           x.attribute, x.authority_value, x.department_value, x.source_id, x.source_key, x.authority_source_key,
+           x.first_run_id, x.last_run_id
+    FROM (SELECT 'authority' AS role, d.* FROM population.discrepancy d
+          WHERE d.status = 'open' AND d.authority_department = %(department)s
+          UNION ALL
+          SELECT 'disagreeing' AS role, d.* FROM population.discrepancy d
+          WHERE d.status = 'open' AND d.department = %(department)s) x
+    LEFT JOIN unnest(%(codes)s::text[], %(labels)s::text[]) AS la(code, label) ON la.code = x.authority_department
+    LEFT JOIN unnest(%(codes)s::text[], %(labels)s::text[]) AS ld(code, label) ON ld.code = x.department
+    ORDER BY x.authority_department, x.attribute, x.person_id, x.source_id
+) TO STDOUT (FORMAT csv)
+"""
+
+
+def _csv_line(values: list[str]) -> bytes:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(values)  # (the line ending COPY's CSV rows have)
+    return buf.getvalue().encode("utf-8")
+
+
 def write_department_reports(run_id: int, url: URL | None = None, out_dir: Path | None = None) -> list[Path]:
     """Per department: open discrepancies addressed to it as the authority or naming it as the disagreeing
-    party, and the rows of this run it sent that were quarantined, with reasons."""
+    party (``discrepancies.csv``, every open one, rewritten each run; a department none concerns any more gets
+    the header alone, not its last file left standing), and the rows of this run it sent that were quarantined,
+    with reasons (``quarantine_run<N>.csv``)."""
     out_dir = out_dir or settings.reports_dir / "departments"
     written: list[Path] = []
+    codes = [d.value for d in LABELS]
+    labels = [LABELS[d] for d in LABELS]
     with connect(url) as conn:
-        disc = conn.execute(
-            """SELECT authority_department, department, person_id, attribute, authority_value, department_value,
-                      source_id, source_key, authority_source_key, first_run_id, last_run_id
-               FROM population.discrepancy WHERE status = 'open'
-               ORDER BY authority_department, attribute, person_id, source_id"""
-        ).fetchall()
+        concerned = [r[0] for r in conn.execute(
+            "SELECT authority_department FROM population.discrepancy WHERE status = 'open'"
+            " UNION SELECT department FROM population.discrepancy WHERE status = 'open' ORDER BY 1").fetchall()]
+        earlier = sorted(p.parent.name for p in out_dir.glob("*/discrepancies.csv")) if out_dir.is_dir() else []
+        for dept in sorted(set(concerned) | set(earlier)):
+            path = out_dir / dept / "discrepancies.csv"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("wb") as fh:
+                fh.write("\ufeff".encode("utf-8") + _csv_line(DISCREPANCY_HEADER))
+                if dept in concerned:
+                    with conn.cursor() as cur, cur.copy(_DEPARTMENT_DISCREPANCIES,
+                                                        {"department": dept, "codes": codes, "labels": labels}) as cp:
+                        for block in cp:
+                            fh.write(block)
+            written.append(path)
         quar = conn.execute(
             """SELECT department, source_id, source_key, array_to_string(reasons, ','), origin, payload::text
                FROM quarantine.population_record WHERE run_id = %s ORDER BY department, source_id, seq""",
             (run_id,),
         ).fetchall()
-    by_dept: dict[str, list] = {}
-    for row in disc:
-        by_dept.setdefault(row[0], []).append(("authority", *row))
-        by_dept.setdefault(row[1], []).append(("disagreeing", *row))
-    for dept, rows in by_dept.items():
-        path = out_dir / dept / "discrepancies.csv"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", encoding="utf-8-sig", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(["角色 role", "数源部门 authority", "不一致部门 department", "人员标识 person_id", "数据项 attribute",
-                        "权威值 authority_value", "部门值 department_value", "数据源 source_id", "部门记录 source_key",
-                        "权威记录 authority_source_key", "首次发现运行 first_run", "最近运行 last_run"])
-            for role, *r in rows:
-                w.writerow([role, _label(r[0]), _label(r[1]), *r[2:]])
-        written.append(path)
     q_by: dict[str, list] = {}
     for row in quar:
         q_by.setdefault(row[0], []).append(row)

@@ -355,3 +355,32 @@ def test_a_new_number_whose_record_is_already_superseded_gives_an_empty_person_t
         (c_id, "ID_CORRECTED_AT_SOURCE", run2)]
     assert one(url, "SELECT count(*) FROM population.person_history WHERE id_number = %s", c_id) == [(0,)]
     assert cells_disagreeing(url) == []
+
+
+def test_department_reports_hold_the_open_discrepancies_and_the_runs_quarantine(day1, tmp_path):
+    import csv
+
+    from pipelines.report import DISCREPANCY_HEADER, write_department_reports
+
+    url, run1, _ = day1
+    a = person_of(url, A_ID)
+    written = write_department_reports(run1, url, tmp_path)
+
+    def read(path):
+        raw = path.read_bytes()
+        assert raw.startswith("\ufeff".encode("utf-8"))  # UTF-8 with BOM, for Excel in a Chinese locale
+        return list(csv.reader(raw.decode("utf-8-sig").splitlines()))
+
+    psb, hrss = tmp_path / "psb" / "discrepancies.csv", tmp_path / "hrss" / "discrepancies.csv"
+    assert {psb, hrss} <= set(written)
+    body = [str(a), "residence_division", "310104", "310105", "hrss_employment", "H-A", "P-A", str(run1), str(run1)]
+    assert read(psb) == [DISCREPANCY_HEADER, ["authority", "市公安局", "市人力资源和社会保障局", *body]]
+    assert read(hrss) == [DISCREPANCY_HEADER, ["disagreeing", "市公安局", "市人力资源和社会保障局", *body]]
+    quarantine = read(tmp_path / "hrss" / f"quarantine_run{run1}.csv")
+    assert [r[:3] for r in quarantine[1:]] == [["hrss_employment", "H-BAD", "ID_BAD_CHECK_DIGIT"]]
+
+    # resolved: the departments' files are rewritten with the header alone, not left as they were
+    with connect(url) as conn:
+        conn.execute("UPDATE population.discrepancy SET status = 'resolved'")
+    write_department_reports(run1, url, tmp_path)
+    assert read(psb) == [DISCREPANCY_HEADER] and read(hrss) == [DISCREPANCY_HEADER]
