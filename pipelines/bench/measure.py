@@ -71,26 +71,39 @@ class CpuMark:
     pg_ended: float | None                           # the postmaster's own CPU plus that of its ended children
 
 
-def cpu_mark(postmaster: psutil.Process | None) -> CpuMark:
+def cpu_mark(postmaster: psutil.Process | None, attempts: int = 20) -> CpuMark:
+    """The CPU used so far. PostgreSQL's is read as its children's times, then the postmaster's (its own and its
+    ended children's), then the children listed again: a child that ended in between (a backend whose client
+    has just closed the connection, a parallel worker) would be counted in neither or in both, so the mark is
+    taken again until no child ended while it was read."""
     me, ended = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     python = me.ru_utime + me.ru_stime + ended.ru_utime + ended.ru_stime
     if postmaster is None:
         return CpuMark(python, None, None)
-    try:
-        t = postmaster.cpu_times()
-        pg_ended = t.user + t.system + t.children_user + t.children_system
-        children = postmaster.children()
-    except psutil.Error:
-        return CpuMark(python, None, None)
+    for _ in range(attempts):
+        try:
+            live = _children_cpu(postmaster)
+            t = postmaster.cpu_times()
+            after = _children_cpu(postmaster)
+        except psutil.Error:
+            return CpuMark(python, None, None)
+        if live is not None and after is not None and live.keys() <= after.keys():
+            return CpuMark(python, live, t.user + t.system + t.children_user + t.children_system)
+        time.sleep(0.01)
+    return CpuMark(python, None, None)  # children ending all the time: not measurable
+
+
+def _children_cpu(postmaster: psutil.Process) -> dict[tuple[int, float], float] | None:
+    """CPU seconds of each child of the postmaster by (pid, start time); None if one ended while being read."""
     live = {}
-    for child in children:
+    for child in postmaster.children():
         try:
             with child.oneshot():
                 c = child.cpu_times()
                 live[(child.pid, child.create_time())] = c.user + c.system
-        except psutil.Error:  # ended meanwhile: counted in pg_ended once the postmaster has collected it
-            continue
-    return CpuMark(python, live, pg_ended)
+        except psutil.Error:
+            return None
+    return live
 
 
 def cpu_between(before: CpuMark, after: CpuMark) -> tuple[float, float | None]:

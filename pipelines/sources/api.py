@@ -110,7 +110,11 @@ def read_api(
     client: httpx.Client | None = None,
     sleep: Callable[[float], None] = _time.sleep,
 ) -> Iterator[list[Record]]:
-    """Chunks of records of the window, in page order; ``detail['pages']`` gets one {page, rows} per page read."""
+    """Chunks of records of the window, in page order; ``detail['pages']`` gets one {page, rows} per page read.
+
+    A chunk spans pages (up to ``chunk_rows`` records, as from the other kinds of source): each chunk is COPYed and
+    checked in one go, and a chunk per page of 500 made the identifier rules' fixed cost per chunk most of the
+    API source's extract (80 chunks for 40k rows at 1M residents)."""
     if not source.endpoint:
         raise ValueError(f"source {source.id}: no endpoint")
     builder = RecordBuilder(source)
@@ -118,7 +122,8 @@ def read_api(
     if own:
         client = httpx.Client(base_url=base_url or settings.sim_api_url, timeout=TIMEOUT)
     pages: list[dict[str, Any]] = [] if detail is None else detail.setdefault("pages", [])
-    try:
+
+    def records() -> Iterator[Record]:
         page: int | None = 1
         while page is not None:
             body = fetch_page(client, source.endpoint, window_params(low, high, page, source.page_size), sleep=sleep)
@@ -127,17 +132,16 @@ def read_api(
             origin = f"api:{source.endpoint}?page={page}"
             items = body["items"]
             pages.append({"page": page, "rows": len(items)})
-            records = (
-                builder.build(item, origin)
-                if isinstance(item, dict)
-                else builder.malformed(item, origin, "item is not a JSON object", None)
-                for item in items
-            )
-            yield from chunked(records, chunk_rows)
+            for item in items:
+                yield (builder.build(item, origin) if isinstance(item, dict)
+                       else builder.malformed(item, origin, "item is not a JSON object", None))
             nxt = body.get("next_page")
             if nxt is not None and nxt <= page:
                 raise SourceApiError(f"{source.endpoint}: next_page {nxt} after page {page} would loop")
             page = nxt
+
+    try:
+        yield from chunked(records(), chunk_rows)
     finally:
         if own:
             client.close()
