@@ -29,9 +29,10 @@ DISCREPANCY_HEADER = ["角色 role", "数源部门 authority", "不一致部门 
                       "权威记录 authority_source_key", "首次发现运行 first_run", "最近运行 last_run"]
 
 # One department's open discrepancies, as the authority and as the disagreeing party, in the order of
-# (authority, attribute, person, source), written by the server as CSV (COPY … TO STDOUT): the file holds every
-# open discrepancy, so its size follows the warehouse, not the run; fetched into Python and written row by row, it
-# cost 2.7 s of a day's run on a 4M-resident warehouse (0.5 s at 1M).
+# (authority, attribute, person, source), written by the server as CSV (COPY … TO STDOUT) rather than fetched and
+# written row by row in Python (120k open discrepancies: 2.0–2.1 s before, 1.3–2.0 s after). The file holds every
+# open discrepancy, so its cost still follows the warehouse, not the run (2.7 s of a day's run on a 4M-resident
+# warehouse, 0.6 s at 1M, before this change): a daily file of what the run opened and resolved is the way out.
 _DEPARTMENT_DISCREPANCIES = """
 COPY (
     SELECT x.role, coalesce(la.label, x.authority_department), coalesce(ld.label, x.department), x.person_id,
