@@ -71,13 +71,22 @@ class CpuMark:
     pg_ended: float | None                           # the postmaster's own CPU plus that of its ended children
 
 
+def process_cpu_seconds(children: bool = True) -> float:
+    """User + system CPU seconds of this process, and of its ended child processes when ``children``."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    total = me.ru_utime + me.ru_stime
+    if children:
+        ended = resource.getrusage(resource.RUSAGE_CHILDREN)
+        total += ended.ru_utime + ended.ru_stime
+    return total
+
+
 def cpu_mark(postmaster: psutil.Process | None, attempts: int = 20) -> CpuMark:
     """The CPU used so far. PostgreSQL's is read as its children's times, then the postmaster's (its own and its
     ended children's), then the children listed again: a child that ended in between (a backend whose client
     has just closed the connection, a parallel worker) would be counted in neither or in both, so the mark is
     taken again until no child ended while it was read."""
-    me, ended = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    python = me.ru_utime + me.ru_stime + ended.ru_utime + ended.ru_stime
+    python = process_cpu_seconds()
     if postmaster is None:
         return CpuMark(python, None, None)
     for _ in range(attempts):

@@ -240,18 +240,13 @@ def timed_task(fn: Callable, *args, **kwargs) -> dict:
     """``fn(*args, **kwargs)`` in a worker process, as one mapped task of a DAG runs (an extract per source, a
     prepare per dataset): its result, seconds, CPU seconds (user + system), peak RSS and process id."""
     import os
-    import resource
 
-    from pipelines.bench.measure import ru_maxrss_bytes
+    from pipelines.bench.measure import process_cpu_seconds, ru_maxrss_bytes
 
-    def cpu() -> float:
-        r = resource.getrusage(resource.RUSAGE_SELF)
-        return r.ru_utime + r.ru_stime
-
-    t0, c0 = time.perf_counter(), cpu()
+    t0, c0 = time.perf_counter(), process_cpu_seconds(children=False)
     result = fn(*args, **kwargs)
-    return {"result": result, "seconds": time.perf_counter() - t0, "cpu": cpu() - c0, "maxrss": ru_maxrss_bytes(),
-            "pid": os.getpid()}
+    return {"result": result, "seconds": time.perf_counter() - t0, "cpu": process_cpu_seconds(children=False) - c0,
+            "maxrss": ru_maxrss_bytes(), "pid": os.getpid()}
 
 
 def run_day(ctx: Context, day: date, index: int, label: str) -> RunResult:
@@ -408,7 +403,8 @@ def run_publish(run_id: int, stages: list[Stage], workers: int = 1) -> dict:
         d = done[code]
         release = d["result"]
         stages.append(Stage(f"prepare {code}", d["seconds"], release.get("row_count"), "rows", parent="publish",
-                            python_peak=d["maxrss"], python_cpu=d["cpu"], detail={"status": release["status"], "process": d["pid"]}))
+                            python_peak=d["maxrss"], python_cpu=d["cpu"],
+                            detail={"status": release["status"], "process": d["pid"]}))
         prepared.append(release)
     t0 = time.perf_counter()
     published = dag_steps.publish_auto_approved(prepared)
