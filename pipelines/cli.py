@@ -197,8 +197,14 @@ def cmd_demo(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from pipelines.report import format_summary, warehouse_summary
+    from pipelines.report import format_summary, warehouse_summary, write_snapshots
+    from pipelines.warehouse import connect
 
+    if args.discrepancies:  # every department's snapshot now, rather than on the weekly day
+        with connect() as conn:
+            for path in write_snapshots(conn, settings.reports_dir / "departments"):
+                print(f"wrote {path}")
+        return 0
     print(format_summary(warehouse_summary()))
     return 0
 
@@ -239,7 +245,10 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--seed", type=int, default=settings.sim_seed)
     d.add_argument("--reset", action="store_true", help="drop the warehouse schemas first (always on the local cluster)")
     d.set_defaults(func=cmd_demo)
-    sub.add_parser("report", help="print the warehouse summary").set_defaults(func=cmd_report)
+    rep = sub.add_parser("report", help="print the warehouse summary")
+    rep.add_argument("--discrepancies", action="store_true",
+                     help="write every department's snapshot of its open discrepancies (discrepancies.csv) now")
+    rep.set_defaults(func=cmd_report)
     b = sub.add_parser("bench", help="benchmark every stage against a plain COPY (writes BENCHMARKS.md)")
     b.set_defaults(func=cmd_bench)
     _register_optional(sub, b)

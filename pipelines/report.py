@@ -27,27 +27,46 @@ def _label(code: str) -> str:
 DISCREPANCY_HEADER = ["角色 role", "数源部门 authority", "不一致部门 department", "人员标识 person_id", "数据项 attribute",
                       "权威值 authority_value", "部门值 department_value", "数据源 source_id", "部门记录 source_key",
                       "权威记录 authority_source_key", "首次发现运行 first_run", "最近运行 last_run"]
+# the daily change file: what the run did to each discrepancy, then the same columns
+CHANGE_HEADER = ["变化 change", *DISCREPANCY_HEADER]
+NEW, STILL_OPEN, RESOLVED = "new", "still_open", "resolved"  # (新发现, 仍未整改, 已一致)
 
-# One department's open discrepancies, as the authority and as the disagreeing party, in the order of
-# (authority, attribute, person, source), written by the server as CSV (COPY … TO STDOUT) rather than fetched and
-# written row by row in Python (120k open discrepancies: 2.0–2.1 s before, 1.3–2.0 s after). The file holds every
-# open discrepancy, so its cost still follows the warehouse, not the run (2.7 s of a day's run on a 4M-resident
-# warehouse, 0.6 s at 1M, before this change): a daily file of what the run opened and resolved is the way out.
+# Snapshots (every open discrepancy of a department) are written weekly, on the run whose data day is this weekday
+# in Asia/Shanghai (Monday), on a department's first report, and on demand (``python -m pipelines report
+# --discrepancies``); every run writes the change file. A snapshot reads every open discrepancy, so its cost
+# follows the warehouse: written daily it was 2.7 s of a day's run on a 4M-resident warehouse (0.6 s at 1M), the
+# change file follows the day (index discrepancy_last_run, migration 0019).
+SNAPSHOT_WEEKDAY = 0
+
+# One department's discrepancies as the authority and as the disagreeing party, in the order of (authority,
+# attribute, person, source), written by the server as CSV (COPY … TO STDOUT) rather than fetched and written row
+# by row in Python. {change} is the leading column of the change file (nothing in a snapshot), {which} the rows:
+# the open ones (snapshot) or the ones the run wrote (change file).
 _DEPARTMENT_DISCREPANCIES = """
 COPY (
-    SELECT x.role, coalesce(la.label, x.authority_department), coalesce(ld.label, x.department), x.person_id,
-           x.attribute, x.authority_value, x.department_value, x.source_id, x.source_key, x.authority_source_key,
-           x.first_run_id, x.last_run_id
+    SELECT {change} x.role, coalesce(la.label, x.authority_department), coalesce(ld.label, x.department),
+           x.person_id, x.attribute, x.authority_value, x.department_value, x.source_id, x.source_key,
+           x.authority_source_key, x.first_run_id, x.last_run_id
     FROM (SELECT 'authority' AS role, d.* FROM population.discrepancy d
-          WHERE d.status = 'open' AND d.authority_department = %(department)s
+          WHERE {which} AND d.authority_department = %(department)s
           UNION ALL
           SELECT 'disagreeing' AS role, d.* FROM population.discrepancy d
-          WHERE d.status = 'open' AND d.department = %(department)s) x
+          WHERE {which} AND d.department = %(department)s) x
     LEFT JOIN unnest(%(codes)s::text[], %(labels)s::text[]) AS la(code, label) ON la.code = x.authority_department
     LEFT JOIN unnest(%(codes)s::text[], %(labels)s::text[]) AS ld(code, label) ON ld.code = x.department
     ORDER BY x.authority_department, x.attribute, x.person_id, x.source_id
 ) TO STDOUT (FORMAT csv)
 """
+_SNAPSHOT = _DEPARTMENT_DISCREPANCIES.format(change="", which="d.status = 'open'")
+_CHANGES = _DEPARTMENT_DISCREPANCIES.format(
+    change=f"CASE WHEN x.status = 'resolved' THEN '{RESOLVED}' WHEN x.first_run_id = %(run_id)s THEN '{NEW}'"
+           f" ELSE '{STILL_OPEN}' END,",
+    which="d.last_run_id = %(run_id)s")
+
+
+def _label_params() -> dict[str, list[str]]:
+    """The department codes and their names, as the report queries' parameters."""
+    return {"codes": [d.value for d in LABELS], "labels": [LABELS[d] for d in LABELS]}
 
 
 def _csv_line(values: list[str]) -> bytes:
@@ -56,31 +75,71 @@ def _csv_line(values: list[str]) -> bytes:
     return buf.getvalue().encode("utf-8")
 
 
-def write_department_reports(run_id: int, url: URL | None = None, out_dir: Path | None = None) -> list[Path]:
-    """Per department: open discrepancies addressed to it as the authority or naming it as the disagreeing
-    party (``discrepancies.csv``, every open one, rewritten each run; a department none concerns any more gets
-    the header alone, not its last file left standing), and the rows of this run it sent that were quarantined,
-    with reasons (``quarantine_run<N>.csv``)."""
+def _write_copy(conn, path: Path, header: list[str], query: str | None, params: dict) -> Path:
+    """A CSV file (UTF-8 with BOM): the header, then the rows COPY writes for ``query`` (none if None)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as fh:
+        fh.write("\ufeff".encode("utf-8") + _csv_line(header))
+        if query is not None:
+            with conn.cursor() as cur, cur.copy(query, params) as cp:
+                for block in cp:
+                    fh.write(block)
+    return path
+
+
+def is_snapshot_day(run_id: int, conn) -> bool:
+    """Whether the run's data day (its interval's start in Asia/Shanghai) is the weekly snapshot's weekday."""
+    row = conn.execute("SELECT extract(isodow FROM interval_start AT TIME ZONE 'Asia/Shanghai')::int - 1"
+                       " FROM audit.run WHERE run_id = %s", (run_id,)).fetchone()
+    return row is not None and row[0] == SNAPSHOT_WEEKDAY
+
+
+def snapshot_departments(out_dir: Path) -> list[str]:
+    """The departments that have a snapshot (discrepancies.csv) under ``out_dir``."""
+    return sorted(p.parent.name for p in out_dir.glob("*/discrepancies.csv")) if out_dir.is_dir() else []
+
+
+def write_snapshots(conn, out_dir: Path, only: set[str] | None = None) -> list[Path]:
+    """Write ``discrepancies.csv`` (every open discrepancy that concerns it) for each department concerned and
+    each that has a snapshot already (those none concerns any more get the header alone), or for ``only``."""
+    params = _label_params()
+    concerned = {r[0] for r in conn.execute(
+        "SELECT authority_department FROM population.discrepancy WHERE status = 'open'"
+        " UNION SELECT department FROM population.discrepancy WHERE status = 'open'").fetchall()}
+    departments = only if only is not None else concerned | set(snapshot_departments(out_dir))
+    return [_write_copy(conn, out_dir / dept / "discrepancies.csv", DISCREPANCY_HEADER,
+                        _SNAPSHOT if dept in concerned else None, {**params, "department": dept})
+            for dept in sorted(departments)]
+
+
+def write_department_reports(run_id: int, url: URL | None = None, out_dir: Path | None = None,
+                             snapshot: bool | None = None) -> list[Path]:
+    """Per department:
+
+    * ``discrepancies_run<N>.csv``: the discrepancies the run wrote that concern it (as the authority or as the
+      disagreeing party), each marked ``new`` (found by this run), ``still_open`` (found earlier, confirmed again:
+      the person's records changed, the disagreement did not go) or ``resolved``; written for every department
+      the run concerns. Its cost follows the run, not the warehouse.
+    * ``discrepancies.csv``: every open discrepancy that concerns it, rewritten when ``snapshot`` is True; when
+      None (a pipeline run), on the weekly snapshot day (SNAPSHOT_WEEKDAY) and for a department that has no
+      snapshot yet. A department none concerns any more gets the header alone, not its last file left standing.
+    * ``quarantine_run<N>.csv``: the rows of this run it sent that were quarantined, with reasons."""
     out_dir = out_dir or settings.reports_dir / "departments"
     written: list[Path] = []
-    codes = [d.value for d in LABELS]
-    labels = [LABELS[d] for d in LABELS]
     with connect(url) as conn:
-        concerned = [r[0] for r in conn.execute(
-            "SELECT authority_department FROM population.discrepancy WHERE status = 'open'"
-            " UNION SELECT department FROM population.discrepancy WHERE status = 'open' ORDER BY 1").fetchall()]
-        earlier = sorted(p.parent.name for p in out_dir.glob("*/discrepancies.csv")) if out_dir.is_dir() else []
-        for dept in sorted(set(concerned) | set(earlier)):
-            path = out_dir / dept / "discrepancies.csv"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with path.open("wb") as fh:
-                fh.write("\ufeff".encode("utf-8") + _csv_line(DISCREPANCY_HEADER))
-                if dept in concerned:
-                    with conn.cursor() as cur, cur.copy(_DEPARTMENT_DISCREPANCIES,
-                                                        {"department": dept, "codes": codes, "labels": labels}) as cp:
-                        for block in cp:
-                            fh.write(block)
-            written.append(path)
+        params = {"run_id": run_id, **_label_params()}
+        changed = [r[0] for r in conn.execute(
+            "SELECT authority_department FROM population.discrepancy WHERE last_run_id = %(run)s"
+            " UNION SELECT department FROM population.discrepancy WHERE last_run_id = %(run)s ORDER BY 1",
+            {"run": run_id}).fetchall()]
+        for dept in changed:
+            written.append(_write_copy(conn, out_dir / dept / f"discrepancies_run{run_id}.csv", CHANGE_HEADER,
+                                       _CHANGES, {**params, "department": dept}))
+        earlier = set(snapshot_departments(out_dir))
+        if snapshot if snapshot is not None else is_snapshot_day(run_id, conn):
+            written += write_snapshots(conn, out_dir)
+        elif snapshot is None and set(changed) - earlier:  # a department's first report
+            written += write_snapshots(conn, out_dir, only=set(changed) - earlier)
         quar = conn.execute(
             """SELECT department, source_id, source_key, array_to_string(reasons, ','), origin, payload::text
                FROM quarantine.population_record WHERE run_id = %s ORDER BY department, source_id, seq""",

@@ -357,30 +357,56 @@ def test_a_new_number_whose_record_is_already_superseded_gives_an_empty_person_t
     assert cells_disagreeing(url) == []
 
 
-def test_department_reports_hold_the_open_discrepancies_and_the_runs_quarantine(day1, tmp_path):
+def test_department_reports_a_change_file_per_run_and_weekly_snapshots(day1, tmp_path):
     import csv
 
-    from pipelines.report import DISCREPANCY_HEADER, write_department_reports
+    from pipelines.report import CHANGE_HEADER, DISCREPANCY_HEADER, write_department_reports
 
     url, run1, _ = day1
     a = person_of(url, A_ID)
-    written = write_department_reports(run1, url, tmp_path)
 
     def read(path):
         raw = path.read_bytes()
         assert raw.startswith("\ufeff".encode("utf-8"))  # UTF-8 with BOM, for Excel in a Chinese locale
         return list(csv.reader(raw.decode("utf-8-sig").splitlines()))
 
+    # run 1 (a Thursday): the change files, and the departments' first snapshots
+    written = write_department_reports(run1, url, tmp_path)
     psb, hrss = tmp_path / "psb" / "discrepancies.csv", tmp_path / "hrss" / "discrepancies.csv"
-    assert {psb, hrss} <= set(written)
+    psb1, hrss1 = (tmp_path / d / f"discrepancies_run{run1}.csv" for d in ("psb", "hrss"))
+    assert {psb, hrss, psb1, hrss1} <= set(written)
     body = [str(a), "residence_division", "310104", "310105", "hrss_employment", "H-A", "P-A", str(run1), str(run1)]
-    assert read(psb) == [DISCREPANCY_HEADER, ["authority", "市公安局", "市人力资源和社会保障局", *body]]
-    assert read(hrss) == [DISCREPANCY_HEADER, ["disagreeing", "市公安局", "市人力资源和社会保障局", *body]]
+    authority = ["authority", "市公安局", "市人力资源和社会保障局", *body]
+    disagreeing = ["disagreeing", "市公安局", "市人力资源和社会保障局", *body]
+    assert read(psb) == [DISCREPANCY_HEADER, authority] and read(hrss) == [DISCREPANCY_HEADER, disagreeing]
+    assert read(psb1) == [CHANGE_HEADER, ["new", *authority]]
+    assert read(hrss1) == [CHANGE_HEADER, ["new", *disagreeing]]
     quarantine = read(tmp_path / "hrss" / f"quarantine_run{run1}.csv")
     assert [r[:3] for r in quarantine[1:]] == [["hrss_employment", "H-BAD", "ID_BAD_CHECK_DIGIT"]]
 
-    # resolved: the departments' files are rewritten with the header alone, not left as they were
-    with connect(url) as conn:
-        conn.execute("UPDATE population.discrepancy SET status = 'resolved'")
-    write_department_reports(run1, url, tmp_path)
+    # run 2 (Friday): hrss now agrees with psb; its change file says resolved, the snapshot waits for its day
+    day2 = DAY1 + timedelta(days=1)
+    run2 = day_run(url, day2)
+    stage(url, run2, "hrss_employment", "hrss", [
+        dict(source_key="H-A", id_type="RIC", id_number=A_ID, name="张三", sex="1", birth_date="19800101",
+             residence_division="310104", employer="上海某某科技有限公司")], day=day2)
+    validate_run(run2, (day2 + timedelta(days=1)).date(), url)
+    reconcile_run(run2, url)
+    written = write_department_reports(run2, url, tmp_path)
+    resolved = [*body[:-1], str(run2)]
+    assert read(tmp_path / "psb" / f"discrepancies_run{run2}.csv") == [
+        CHANGE_HEADER, ["resolved", "authority", "市公安局", "市人力资源和社会保障局", *resolved]]
+    assert psb not in written and read(psb) == [DISCREPANCY_HEADER, authority]  # (the last snapshot's)
+
+    # the weekly snapshot (or one asked for): departments none concerns any more get the header alone
+    write_department_reports(run2, url, tmp_path, snapshot=True)
     assert read(psb) == [DISCREPANCY_HEADER] and read(hrss) == [DISCREPANCY_HEADER]
+
+
+def test_the_weekly_snapshot_day_is_the_runs_data_day_in_shanghai(clean_warehouse):
+    from pipelines.report import is_snapshot_day
+
+    url = clean_warehouse
+    monday, sunday = day_run(url, datetime(2026, 1, 5, tzinfo=SH)), day_run(url, datetime(2026, 1, 4, tzinfo=SH))
+    with connect(url) as conn:
+        assert is_snapshot_day(monday, conn) and not is_snapshot_day(sunday, conn)
