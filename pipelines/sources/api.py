@@ -5,6 +5,13 @@ half-open [updated_since, updated_until) on the source's update-time field. Page
 ``next_page`` until it is null. Connection errors, timeouts and 5xx answers are retried with exponential backoff
 (tenacity); a 4xx answer fails at once with the API's own error message. An item that is not a JSON object is kept raw
 as a malformed row.
+
+Offset pages are only right if the window holds still while it is read: a record of the window updated at the
+source meanwhile leaves it (its new update time is after the window's end), every later record moves up a place,
+and the one that crosses a page boundary already read is never returned — nor taken by a later window, since
+its own update time did not change. So the window's ``total`` must be the same on every page and equal the items
+read; otherwise the extract fails with :class:`WindowChanged` (its transaction rolls back: nothing is staged, the
+watermark stays) and the task's retry reads the window again.
 """
 
 from __future__ import annotations
@@ -29,6 +36,10 @@ ATTEMPTS = 4
 
 class SourceApiError(RuntimeError):
     """The API refused the request (4xx) or answered something that is not a page."""
+
+
+class WindowChanged(SourceApiError):
+    """The window's total changed while its pages were read, or does not match the items read (see the module doc)."""
 
 
 class _ServerError(Exception):
@@ -125,12 +136,20 @@ def read_api(
 
     def records() -> Iterator[Record]:
         page: int | None = 1
+        total, read = None, 0
         while page is not None:
             body = fetch_page(client, source.endpoint, window_params(low, high, page, source.page_size), sleep=sleep)
-            if detail is not None and "total" not in detail:
-                detail["total"] = body.get("total")
+            if page == 1:
+                total = body.get("total")
+                if detail is not None:
+                    detail["total"] = total
+            elif body.get("total") != total:
+                raise WindowChanged(f"{source.endpoint}: the window's total went from {total} to {body.get('total')}"
+                                    f" at page {page}: records changed at the source while it was read, so offset"
+                                    f" pages may have skipped some; nothing is staged, read the window again")
             origin = f"api:{source.endpoint}?page={page}"
             items = body["items"]
+            read += len(items)
             pages.append({"page": page, "rows": len(items)})
             for item in items:
                 yield (builder.build(item, origin) if isinstance(item, dict)
@@ -139,6 +158,9 @@ def read_api(
             if nxt is not None and nxt <= page:
                 raise SourceApiError(f"{source.endpoint}: next_page {nxt} after page {page} would loop")
             page = nxt
+        if isinstance(total, int) and not isinstance(total, bool) and read != total:
+            raise WindowChanged(f"{source.endpoint}: {read} items read from a window whose total is {total}:"
+                                f" nothing is staged, read the window again")
 
     try:
         yield from chunked(records(), chunk_rows)

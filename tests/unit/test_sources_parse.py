@@ -370,6 +370,35 @@ def test_api_pages_window_and_retry():
     assert calls[0]["updated_since"] == start.isoformat() and calls[0]["page_size"] == "5"
 
 
+def test_api_window_that_changes_while_read_fails_rather_than_skipping_a_record():
+    from pipelines.sources.api import WindowChanged
+
+    start = datetime(2026, 1, 2, tzinfo=SH)
+    items = _items(12, start)
+    handler, _ = _api_handler(items)
+
+    def moving(request: httpx.Request) -> httpx.Response:  # E0 is updated at the source after page 1 is read
+        if request.url.params["page"] == "2":
+            items[0] = {**items[0], "updatedAt": (start + timedelta(days=2)).isoformat()}
+        return handler(request)
+
+    s = source("health_vital_events").__class__(**{**source("health_vital_events").__dict__, "page_size": 5})
+    with httpx.Client(base_url="http://api.test", transport=httpx.MockTransport(moving)) as client:
+        with pytest.raises(WindowChanged, match="total went from 12 to 11 at page 2"):
+            list(read_api(s, start, start + timedelta(days=1), chunk_rows=100, client=client, sleep=lambda s: None))
+
+    handler, _ = _api_handler(_items(12, start))
+
+    def short(request: httpx.Request) -> httpx.Response:  # pages shorter than the total says
+        response = handler(request)
+        body = response.json()
+        return httpx.Response(200, json={**body, "items": body["items"][:4]})
+
+    with httpx.Client(base_url="http://api.test", transport=httpx.MockTransport(short)) as client:
+        with pytest.raises(WindowChanged, match="10 items read from a window whose total is 12"):
+            list(read_api(s, start, start + timedelta(days=1), chunk_rows=100, client=client, sleep=lambda s: None))
+
+
 def test_api_4xx_is_a_clear_error():
     handler, _ = _api_handler([], status_4xx=400)
     with httpx.Client(base_url="http://api.test", transport=httpx.MockTransport(handler)) as client:
