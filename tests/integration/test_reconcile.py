@@ -360,7 +360,7 @@ def test_a_new_number_whose_record_is_already_superseded_gives_an_empty_person_t
 def test_department_reports_a_change_file_per_run_and_weekly_snapshots(day1, tmp_path):
     import csv
 
-    from pipelines.report import CHANGE_HEADER, DISCREPANCY_HEADER, write_department_reports
+    from pipelines.report import CHANGE_HEADER, DISCREPANCY_HEADER, QUARANTINE_HEADER, write_department_reports
 
     url, run1, _ = day1
     a = person_of(url, A_ID)
@@ -382,7 +382,9 @@ def test_department_reports_a_change_file_per_run_and_weekly_snapshots(day1, tmp
     assert read(psb1) == [CHANGE_HEADER, ["new", *authority]]
     assert read(hrss1) == [CHANGE_HEADER, ["new", *disagreeing]]
     quarantine = read(tmp_path / "hrss" / f"quarantine_run{run1}.csv")
+    assert quarantine[0] == QUARANTINE_HEADER
     assert [r[:3] for r in quarantine[1:]] == [["hrss_employment", "H-BAD", "ID_BAD_CHECK_DIGIT"]]
+    assert json.loads(quarantine[1][4])["name"] == "王五"  # the row as received
 
     # run 2 (Friday): hrss now agrees with psb; its change file says resolved, the snapshot waits for its day
     day2 = DAY1 + timedelta(days=1)
