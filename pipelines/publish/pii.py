@@ -17,6 +17,7 @@ A match inside a long hexadecimal token (a sha256 in the manifest) is not a leak
 
 from __future__ import annotations
 
+import io
 import re
 import zipfile
 from collections.abc import Iterator
@@ -121,40 +122,49 @@ def scan_text(text: str) -> dict[str, list[int]]:
     return {name: sorted(offsets) for name, offsets in found.items()}
 
 
-def _texts(path: Path) -> Iterator[tuple[str, str]]:
-    """(part name, text chunk) of a written file: an XLSX is scanned part by part (its XML), anything else as
-    UTF-8 text (a BOM is dropped) in chunks that overlap so a match is never cut in two."""
+def _overlapping(fh) -> Iterator[tuple[str, int, int]]:
+    """(text, characters before it, newlines before it) of a text stream read in chunks of _CHUNK characters
+    that overlap by _OVERLAP, so that a match is never cut in two; memory stays one chunk whatever the file."""
+    tail, chars, lines = "", 0, 0  # chars, lines: before the start of ``tail``
+    while chunk := fh.read(_CHUNK):
+        text = tail + chunk
+        yield text, chars, lines
+        tail = text[-_OVERLAP:]
+        chars += len(text) - len(tail)
+        lines += text.count("\n") - tail.count("\n")
+
+
+def _texts(path: Path) -> Iterator[tuple[str, str, int, int]]:
+    """(part name, text chunk, characters and newlines before it) of a written file: an XLSX part by part (its
+    XML, each streamed out of the zip), anything else as UTF-8 text (a BOM is dropped). A worksheet of a
+    record-level release is hundreds of MB of XML: read whole, it was the publication's memory peak at 4M
+    residents (928 MB)."""
     if path.suffix == ".xlsx":
         with zipfile.ZipFile(path) as zf:
             for member in zf.namelist():
-                yield member, zf.read(member).decode("utf-8", errors="replace")
+                with zf.open(member) as raw, io.TextIOWrapper(raw, encoding="utf-8", errors="replace",
+                                                              newline="") as fh:
+                    for text, chars, lines in _overlapping(fh):
+                        yield member, text, chars, lines
         return
     with path.open(encoding="utf-8-sig", errors="replace", newline="") as fh:
-        tail = ""
-        while True:
-            chunk = fh.read(_CHUNK)
-            if not chunk:
-                if tail:
-                    yield "", tail
-                return
-            yield "", tail + chunk
-            tail = chunk[-_OVERLAP:]
+        for text, chars, lines in _overlapping(fh):
+            yield "", text, chars, lines
 
 
 def scan_file(path: Path) -> list[dict[str, Any]]:
     """Hits in one file: [{file, part, pattern, count, first_line}], no values."""
     hits: dict[tuple[str, str], dict[str, Any]] = {}
     seen: set[tuple[str, str, int]] = set()
-    for part, text in _texts(path):
+    for part, text, chars, lines in _texts(path):
         for name, offsets in scan_text(text).items():
             for off in offsets:
-                # overlapping chunks may find a match twice: identify it by the text around it
-                key = (part, name, hash(text[max(0, off - 8):off + 24]))
+                key = (part, name, chars + off)  # (the overlap of two chunks finds a match twice)
                 if key in seen:
                     continue
                 seen.add(key)
                 hit = hits.setdefault((part, name), {"file": path.name, "part": part or None, "pattern": name,
-                                                     "count": 0, "first_line": text.count("\n", 0, off) + 1})
+                                                     "count": 0, "first_line": lines + text.count("\n", 0, off) + 1})
                 hit["count"] += 1
     return list(hits.values())
 

@@ -137,6 +137,21 @@ def test_pii_scan_of_files_reads_inside_xlsx_and_reports_no_values(tmp_path):
     assert next(h for h in hits if h["file"] == "data.xlsx")["part"].startswith("xl/")
 
 
+def test_pii_file_scan_streams_in_chunks_counts_every_match_and_its_line(tmp_path, monkeypatch):
+    monkeypatch.setattr(pii, "_CHUNK", 100)  # many chunks, matches across their boundaries
+    fields = [Field("a", "text", "甲", ""), Field("b", "integer", "乙", "")]
+    rows = [(f"行 {i}", i) for i in range(300)]
+    rows[150] = rows[200] = ("y 13812345678", 1)  # the same value twice, in identical rows
+    w = exports.Writers(tmp_path, fields, {"dataset_code": "t", "release_id": "t-20260105-001"})
+    w.write(rows)
+    w.close()
+    hits = {h["file"]: h for h in pii.scan_files([tmp_path / f"data.{f}" for f in exports.FORMATS])}
+    assert {f: h["count"] for f, h in hits.items()} == {f"data.{f}": 2 for f in exports.FORMATS}
+    assert hits["data.csv"]["first_line"] == 152  # header, then rows 0..150
+    text = (tmp_path / "data.csv").read_text(encoding="utf-8-sig")
+    assert text.splitlines()[151].startswith("y 13812345678")
+
+
 def test_the_four_formats_round_trip_with_nulls_booleans_dates_and_chinese(tmp_path):
     fields = [Field("d", "date", "日期", ""), Field("name_zh", "text", "区名称", ""), Field("n", "integer", "人数", ""),
               Field("s", "boolean", "是否抑制", "")]
