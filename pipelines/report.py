@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from pathlib import Path
 
 from sqlalchemy import URL
@@ -89,14 +90,20 @@ def _csv_line(values: list[str]) -> bytes:
 
 
 def _write_copy(conn, path: Path, header: list[str], query: str | None, params: dict) -> Path:
-    """A CSV file (UTF-8 with BOM): the header, then the rows COPY writes for ``query`` (none if None)."""
+    """A CSV file (UTF-8 with BOM): the header, then the rows COPY writes for ``query`` (none if None). Written
+    beside it and renamed into place, so that a department never picks up half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as fh:
-        fh.write("\ufeff".encode("utf-8") + _csv_line(header))
-        if query is not None:
-            with conn.cursor() as cur, cur.copy(query, params) as cp:
-                for block in cp:
-                    fh.write(block)
+    partial = path.with_name(path.name + ".part")
+    try:
+        with partial.open("wb") as fh:
+            fh.write("\ufeff".encode("utf-8") + _csv_line(header))
+            if query is not None:
+                with conn.cursor() as cur, cur.copy(query, params) as cp:
+                    for block in cp:
+                        fh.write(block)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
     return path
 
 

@@ -403,6 +403,7 @@ def test_department_reports_a_change_file_per_run_and_weekly_snapshots(day1, tmp
     # the weekly snapshot (or one asked for): departments none concerns any more get the header alone
     write_department_reports(run2, url, tmp_path, snapshot=True)
     assert read(psb) == [DISCREPANCY_HEADER] and read(hrss) == [DISCREPANCY_HEADER]
+    assert not list(tmp_path.rglob("*.part"))  # (each file written beside its place, then renamed)
 
 
 def test_the_weekly_snapshot_day_is_the_runs_data_day_in_shanghai(clean_warehouse):
