@@ -149,9 +149,9 @@ def write_department_reports(run_id: int, url: URL | None = None, out_dir: Path 
     with connect(url) as conn:
         params = {"run_id": run_id, **_label_params()}
         changed = [r[0] for r in conn.execute(
-            "SELECT authority_department FROM population.discrepancy WHERE last_run_id = %(run)s"
-            " UNION SELECT department FROM population.discrepancy WHERE last_run_id = %(run)s ORDER BY 1",
-            {"run": run_id}).fetchall()]
+            "SELECT authority_department FROM population.discrepancy WHERE last_run_id = %(run_id)s"
+            " UNION SELECT department FROM population.discrepancy WHERE last_run_id = %(run_id)s ORDER BY 1",
+            {"run_id": run_id}).fetchall()]
         for dept in changed:
             written.append(_write_copy(conn, out_dir / dept / f"discrepancies_run{run_id}.csv", CHANGE_HEADER,
                                        _CHANGES, {**params, "department": dept}))
