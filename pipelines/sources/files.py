@@ -260,6 +260,7 @@ def read_xml(source: Source, drop: DropFile) -> Iterator[Record]:
     tag = source.record_tag or "record"
     builder = RecordBuilder(source)
     rows = 0
+    local: dict[str, str] = {}  # element tag -> its local name (a few field tags repeat in every record)
     context = etree.iterparse(
         str(drop.path), events=("end",), tag=(tag, "{*}" + tag),
         resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
@@ -273,12 +274,15 @@ def read_xml(source: Source, drop: DropFile) -> Iterator[Record]:
             for child in elem:
                 if not isinstance(child.tag, str):
                     continue  # comment or processing instruction
-                name = etree.QName(child).localname
+                name = local.get(child.tag)
+                if name is None:
+                    name = local[child.tag] = etree.QName(child).localname
                 if len(child):
                     problem = f"element <{name}> has child elements"
                 elif name in payload:
                     problem = f"element <{name}> appears twice"
-                payload[name] = child.text if child.text is not None else ""
+                text = child.text
+                payload[name] = "" if text is None else text
             if problem:
                 raw = etree.tostring(elem, encoding="unicode", with_tail=False)
                 yield builder.malformed(raw, origin, problem, fallback)
