@@ -20,6 +20,10 @@ from pipelines.settings import Settings, settings
 from pipelines.sources.records import Record, RecordBuilder, as_text
 
 
+# text, varchar, bpchar, name: PostgreSQL types psycopg always returns as str
+TEXT_TYPE_OIDS = frozenset((25, 1043, 1042, 19))
+
+
 def window_query(source: Source, low: datetime | None, high: datetime) -> tuple[sql.Composed, list[Any]]:
     """SELECT * of the source table for updated_at in [low, high); ``low`` None means -infinity.
 
@@ -58,11 +62,18 @@ def read_frontdb(
             cur.execute(query, params)
             names = [d.name for d in cur.description]
             upd_index = names.index(source.updated_at)
+            # the columns whose values may not be text (a timestamp, a number…): only they are rendered, after the
+            # row is zipped into its payload at C speed (a comprehension testing every value was a tenth of the
+            # extract of a 前置库 source)
+            other = [(i, name) for i, (name, d) in enumerate(zip(names, cur.description))
+                     if d.type_code not in TEXT_TYPE_OIDS]
             while rows := cur.fetchmany(chunk_rows):
                 chunk = []
                 for row in rows:
-                    payload = {name: value if value is None or type(value) is str else as_text(value)
-                               for name, value in zip(names, row)}
+                    payload = dict(zip(names, row))
+                    for i, name in other:
+                        if (value := row[i]) is not None and type(value) is not str:
+                            payload[name] = as_text(value)
                     updated = row[upd_index]
                     chunk.append(
                         builder.build(

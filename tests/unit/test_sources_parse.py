@@ -110,6 +110,28 @@ def test_build_record_maps_fields_and_defaults_id_type():
     assert r.source_updated_at == datetime(2026, 1, 2, tzinfo=SH)  # unparsable -> drop date 00:00
 
 
+def test_text_payloads_and_other_payloads_give_the_same_fields():
+    """A payload of text takes the fast path (one map over the payload); one with a number or a nested value
+    (an API's JSON) takes the general one (each field rendered as text): both give the fields and JSON the general one does."""
+    from pipelines.population.attributes import RAW_FIELD_NAMES
+
+    for sid in ("psb_residence_permit", "psb_foreign_resident", "health_vital_events"):
+        s = source(sid)
+        fields = {name: col for name, col in s.fields.items()}
+        text = {col: f"v{i}" for i, col in enumerate(fields.values())} | {s.key: "K1", "EXTRA": None}
+        mixed = {**text, next(iter(fields.values())): 42, "EXTRA": {"nested": [1, 2.5, "x"]}}
+        for payload in (text, mixed):
+            r = build_record(s, payload, "o:1")
+            expected = tuple(
+                s.id_type if name == "id_type" and name not in fields
+                else (None if name not in fields else (v if (v := payload.get(fields[name])) is None or
+                                                       isinstance(v, str) else json.dumps(v)))
+                for name in RAW_FIELD_NAMES)
+            assert r.values == expected, sid
+            assert r.payload_json == json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+            assert r.source_key == "K1"
+
+
 def test_nul_characters_are_flagged_not_silently_dropped():
     s = source("psb_residence_permit")
     r = build_record(s, {"JZZBH": "J1", "XM": "张\x00三"}, "o:1")
