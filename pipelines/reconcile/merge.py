@@ -99,8 +99,10 @@ PREWARM_SHARE = 0.5
 
 
 # ... and the triggers that keep population.resident_cell (the persons counted per cell, migration 0018) current
-# are off for the merge's statements and the cells counted afresh after it, with one GROUP BY over the persons:
-# a full load's INSERT of a million persons would otherwise collect them all in a transition table first.
+# are dropped for the merge's statements (and created again from their own definitions after it) and the cells
+# counted afresh, with one GROUP BY over the persons: a full load's INSERT of a million persons would otherwise
+# collect them all in a transition table first. Dropped, not disabled: PostgreSQL fills the transition table of a
+# disabled trigger all the same (330 MB written to temporary files by a 1M full load's person insert).
 CELL_TRIGGERS = ("resident_cell_insert", "resident_cell_update", "resident_cell_delete")
 CELL_STEP = "survivorship.scd2_merge"
 
@@ -137,13 +139,17 @@ def reconcile_run(run_id: int, url: URL | None = None,
                     record(f"drop {kind} {obj} (bulk load)", 0, time.perf_counter() - t0)
             if bulk and name == CELL_STEP:
                 t0 = time.perf_counter()
-                set_cell_triggers(conn, enabled=False)
+                triggers = drop_cell_triggers(conn)
                 if record:
-                    record("disable resident_cell triggers (bulk load)", 0, time.perf_counter() - t0)
+                    record("drop resident_cell triggers (bulk load)", 0, time.perf_counter() - t0)
             run_script(conn, script, params, on_statement=record)
             if bulk and name == CELL_STEP:
                 t0 = time.perf_counter()
-                set_cell_triggers(conn, enabled=True)
+                for statement in triggers:
+                    conn.execute(statement)
+                if record:
+                    record("restore resident_cell triggers (bulk load)", 0, time.perf_counter() - t0)
+                t0 = time.perf_counter()
                 (cells,) = conn.execute("SELECT population.resident_cell_rebuild()").fetchone()
                 if record:
                     record("count population.resident_cell afresh (bulk load)", cells, time.perf_counter() - t0)
@@ -200,11 +206,17 @@ def is_bulk_load(conn) -> bool:
     return candidates > 0 and candidates >= BULK_SHARE * held
 
 
-def set_cell_triggers(conn, enabled: bool) -> None:
-    """Enable or disable the triggers maintaining population.resident_cell (see CELL_TRIGGERS)."""
-    action = sql.SQL("ENABLE" if enabled else "DISABLE")
+def drop_cell_triggers(conn) -> list[str]:
+    """Drop the triggers maintaining population.resident_cell (see CELL_TRIGGERS), returning the statements that
+    create them again as they were."""
+    restore = []
     for trigger in CELL_TRIGGERS:
-        conn.execute(sql.SQL("ALTER TABLE population.person {} TRIGGER {}").format(action, sql.Identifier(trigger)))
+        (definition,) = conn.execute(
+            "SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = 'population.person'::regclass"
+            " AND tgname = %s", (trigger,)).fetchone()
+        conn.execute(sql.SQL("DROP TRIGGER {} ON population.person").format(sql.Identifier(trigger)))
+        restore.append(definition)
+    return restore
 
 
 def drop_index(conn, index: str) -> list[str]:

@@ -52,3 +52,32 @@ def test_norm_text_fast_path_agrees_with_the_original(warehouse_db):
     # the fast path is taken by most realistic values, the slow path by the others: both were exercised
     assert any(t and not re.search(r"\s|[\uff01-\uff5e\u3000]", t) for t, _, _ in rows)
     assert sum(1 for t, new, _ in rows if t is not None and new != t) > 100
+
+
+def original_function(name: str) -> str:
+    """Migration 0006's definition of population.<name>, as a function pg_temp.<name>_0006."""
+    text = (settings.project_root / "sql" / "migrations" / "0006_normalisation_functions.sql").read_text("utf-8")
+    body = re.search(rf"(CREATE FUNCTION population\.{name}\(.*?\n\$\$;)", text, re.S).group(1)
+    return body.replace(f"population.{name}(", f"pg_temp.{name}_0006(", 1)
+
+
+def test_norm_name_and_status_agree_with_the_original(warehouse_db):
+    """Migration 0020 normalises each argument once: the results are those of migration 0006's definitions."""
+    values = samples() + ["张 三", " 张\u3000三 ", "john smith", "Ｊｏｈｎ　Ｓｍｉｔｈ", "李 Smith", "㐀x", "\u9fff a"]
+    statuses = [None, "", " ", "死亡", "dead", " Deceased ", "２", "注销(死亡)", "迁出", "moved_out", "3", "注销(迁出)",
+                "正常", "ACTIVE", "1", "在册", "其他", "x"]
+    events = [None, "", "death", " 死亡 ", "DEATH", "死亡注销", "出生"]
+    with connect(warehouse_db) as conn, conn.transaction():
+        for name in ("norm_name", "norm_population_status"):
+            conn.execute(original_function(name))
+        differ = conn.execute(
+            "SELECT t FROM unnest(%(v)s::text[]) AS t"
+            " WHERE population.norm_name(t) IS DISTINCT FROM pg_temp.norm_name_0006(t)", {"v": values}).fetchall()
+        assert differ == []
+        rows = conn.execute(
+            "SELECT s, e, d, population.norm_population_status(s, e, d), pg_temp.norm_population_status_0006(s, e, d)"
+            " FROM unnest(%(s)s::text[]) AS s, unnest(%(e)s::text[]) AS e, unnest(ARRAY[NULL, '2026-01-02']::date[]) AS d",
+            {"s": statuses, "e": events}).fetchall()
+    assert len(rows) == len(statuses) * len(events) * 2
+    assert [r for r in rows if r[3] != r[4]] == []
+    assert {r[3] for r in rows} == {None, "deceased", "moved_out", "active"}

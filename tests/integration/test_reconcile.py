@@ -256,12 +256,16 @@ SCHEMA_OBJECTS = """
     UNION ALL
     SELECT 'constraint', conname, pg_get_constraintdef(oid) FROM pg_constraint
     WHERE connamespace = 'population'::regnamespace
+    UNION ALL
+    SELECT 'trigger', tgname, pg_get_triggerdef(t.oid) || ' ' || t.tgenabled::text FROM pg_trigger t
+    JOIN pg_class c ON c.oid = t.tgrelid WHERE c.relnamespace = 'population'::regnamespace AND NOT t.tgisinternal
     ORDER BY 1, 2"""
 
 
 def test_bulk_load_restores_every_index_and_foreign_key(clean_warehouse):
-    """A first load takes the bulk path (indexes and foreign keys dropped, restored after the step that fills the
-    table): the schema afterwards is exactly the schema before, and the restored foreign keys hold."""
+    """A first load takes the bulk path (indexes, foreign keys and the resident_cell triggers dropped, restored after
+    the step that fills the table): the schema afterwards is exactly the schema before, and the restored foreign
+    keys hold."""
     url = clean_warehouse
     before = one(url, SCHEMA_OBJECTS)
     run1 = day_run(url, DAY1)
