@@ -169,7 +169,10 @@ def scd2_merge() -> sql.Composed:
                 WHERE sr.person_id = p.person_id AND x.person_id <> p.person_id
                ) AS successor_person_id
         FROM touched t JOIN population.person p USING (person_id)
-        WHERE NOT EXISTS (SELECT 1 FROM golden g WHERE g.person_id = t.person_id);
+        WHERE NOT EXISTS (SELECT 1 FROM golden g WHERE g.person_id = t.person_id)
+          -- (golden has a row for a subset of touched: as many rows, no orphan — a full load's million persons
+          --  are not searched for one)
+          AND (SELECT count(*) FROM touched) <> (SELECT count(*) FROM golden);
 
         UPDATE population.person_history h SET valid_to = o.retired_at
         FROM orphaned o WHERE h.person_id = o.person_id AND h.valid_to IS NULL;
