@@ -140,6 +140,10 @@ CONF
       "$bin/createdb" -h 127.0.0.1 -p "$PORT" -U postgres "$db"
     fi
   done
+  # a cluster made before the collation C (above) works the same, only its text sorts and indexes are slower
+  if [ "$("$bin/psql" -h 127.0.0.1 -p "$PORT" -U postgres -tAc "SELECT datcollate FROM pg_database WHERE datname = 'warehouse'" postgres)" != C ]; then
+    echo "pg.sh: note: this cluster's collation is not C (made by an older checkout); 'make clean && make setup' makes a new one whose text sorts and indexes are faster (docs/scaling.md)"
+  fi
   echo "pg.sh: PostgreSQL with PostGIS on 127.0.0.1:$PORT (data in $DATA)"
 }
 
