@@ -91,8 +91,19 @@ _DIGIT_RUN = re.compile(r"[0-9][0-9][0-9][0-9][0-9][0-9][0-9]+")  # = [0-9]{7,},
 _REACH = 24
 
 
+# A prefilter for _windows: the text's UTF-8 bytes with every ASCII digit mapped to "0" and every other byte to a
+# space (a multi-byte UTF-8 sequence has no byte below 0x80, so no other character can turn into a digit): a run of
+# seven digits is then a plain substring, found by bytes.find at memchr speed. Most chunks of a release have none
+# and skip the expression entirely, which still tries a match at every digit of the text (ages, dates, codes):
+# 3.1 -> 1.4 s for the four files of the resident sample's release at 1M (the XLSX's XML decompressed included).
+_DIGITS_TO_ZERO = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
+_SEVEN_ZEROS = b"0" * 7
+
+
 def _windows(text: str) -> Iterator[tuple[int, int]]:
     """[lo, hi) spans of ``text`` around its runs of seven or more digits, overlapping spans merged."""
+    if _SEVEN_ZEROS not in text.encode("utf-8", "surrogatepass").translate(_DIGITS_TO_ZERO):
+        return
     lo = hi = -1
     for m in _DIGIT_RUN.finditer(text):
         start, end = max(0, m.start() - _REACH), min(len(text), m.end() + _REACH)

@@ -39,10 +39,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.linalg import null_space
-from scipy.optimize import linprog
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
+
+# scipy (0.7 s to import) is imported by the two functions that solve with it: every publication task imports this
+# module, and most (the record-level sample, the tables without small cells) never suppress a cell.
 
 
 @dataclass
@@ -192,6 +191,8 @@ def _forced_zero(a: np.ndarray, b: np.ndarray, zero_cols: np.ndarray) -> np.ndar
        so if each can be positive, all can at once — usually the end.
     3. Otherwise LPs maximising sum(t_j), t_j <= min(x_j, 1), over the undecided columns: every column made
        positive is not forced; when the optimum is 0 the rest are."""
+    from scipy.optimize import linprog
+
     n = a.shape[1]
     zero_cols = np.asarray(zero_cols, dtype=np.int64)
     in_zero_total = (a[np.abs(b) < 1e-9] > 0).any(axis=0)
@@ -230,6 +231,10 @@ def _forced_zero(a: np.ndarray, b: np.ndarray, zero_cols: np.ndarray) -> np.ndar
 
 def recoverable(ids: np.ndarray, suppressed: np.ndarray, values: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """Cells among ``targets`` (bool) whose value the known totals and the published cells fix exactly."""
+    from scipy.linalg import null_space
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
     cons = _Constraints(ids)
     sup = np.flatnonzero(suppressed)
     out = np.zeros(len(values), dtype=bool)

@@ -216,7 +216,7 @@ def test_scan_text_finds_what_a_full_scan_finds():
         return found
 
     rnd = random.Random(20261122)
-    alphabet = "0123456789-+() X,abc\n"
+    alphabet = "0123456789-+() X,abc\n中号１２３٣"  # (multi-byte characters, digits of other scripts: the prefilter)
     hits = 0
     for _ in range(5000):
         parts = []
