@@ -35,10 +35,7 @@ STEPS = [
 # live in the backend's own buffers, 8 MB by default, too few for a full load's candidates (≈ 600 MB at 1M
 # residents), which then go to and from the OS at every statement; memory is taken only as the tables grow. It
 # must be set before the session first touches a temporary table, hence here, first thing in the transaction.
-# jit: off, as migration 0021 sets it for the database (repeated here for a database where that was not allowed):
-# LLVM compiled each of these statements for seconds (in each parallel worker again), more than it saved — a 1M
-# full load's reconciliation took 208.6 s with it, 173.4 s without (PostgreSQL CPU 254 -> 209 s).
-SESSION_SETTINGS = {"temp_buffers": "1GB", "work_mem": "256MB", "jit": "off"}
+SESSION_SETTINGS = {"temp_buffers": "1GB", "work_mem": "256MB"}
 
 
 # Bulk load: when a run's candidates are at least BULK_SHARE of the statements already held (a first full load, a

@@ -418,28 +418,3 @@ def test_the_weekly_snapshot_day_is_the_runs_data_day_in_shanghai(clean_warehous
     with connect(url) as conn:
         assert is_snapshot_day(monday, conn) and not is_snapshot_day(sunday, conn)
 
-
-def test_jit_is_off_for_the_warehouse_and_the_reconciliation(clean_warehouse, monkeypatch):
-    """Migration 0021 turns LLVM JIT off for the warehouse database's new sessions (its compile time exceeded what it
-    saved on the reconciliation's statements); the reconciliation's transaction turns it off for itself too."""
-    from pipelines.reconcile import merge
-    from pipelines.warehouse import connect
-
-    url = clean_warehouse
-    with connect(url) as conn:
-        assert conn.execute("SHOW jit").fetchone() == ("off",)
-    assert merge.SESSION_SETTINGS["jit"] == "off"
-    seen = []
-    original = merge.run_script
-
-    def spy(conn, script, params=None, on_statement=None):
-        seen.append(conn.execute("SHOW jit").fetchone()[0])
-        return original(conn, script, params, on_statement=on_statement)
-
-    monkeypatch.setattr(merge, "run_script", spy)
-    monkeypatch.setenv("PGOPTIONS", "-c jit=on")  # a session that starts with it on
-    run1 = day_run(url, DAY1)
-    stage(url, run1, "psb_hukou", "psb", [{**PSB_A, "updated": 9}])
-    validate_run(run1, (DAY1 + timedelta(days=1)).date(), url)
-    reconcile_run(run1, url)
-    assert seen and set(seen) == {"off"}
