@@ -417,4 +417,3 @@ def test_the_weekly_snapshot_day_is_the_runs_data_day_in_shanghai(clean_warehous
     monday, sunday = day_run(url, datetime(2026, 1, 5, tzinfo=SH)), day_run(url, datetime(2026, 1, 4, tzinfo=SH))
     with connect(url) as conn:
         assert is_snapshot_day(monday, conn) and not is_snapshot_day(sunday, conn)
-
