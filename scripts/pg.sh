@@ -118,6 +118,9 @@ wal_buffers = 64MB
 # local SSD: a random page read costs little more than a sequential one; with the default 4.0 the planner chose
 # a sequential scan of two million statements over 18k index probes in the daily increment
 random_page_cost = 1.1
+# the time spent waiting on reads, per database and in EXPLAIN (ANALYZE, BUFFERS): what tells a query that waits on
+# the disk from one that computes (the benchmark reports it per reconciliation); pg_test_timing here: 37 ns a call
+track_io_timing = on
 effective_cache_size = ${ecs_mb}MB
 CONF
   as_owner mkdir -p "$SOCK"

@@ -287,3 +287,51 @@ def measured(sampler: Sampler, name: str, into: list[Stage], parent: str | None 
     stage.pg_private_total = peaks.pg_private_total
     stage.pg_private_max = peaks.pg_private_max
     into.append(stage)
+
+
+# Where a stage's page reads came from. PostgreSQL counts, per relation, the buffers found in shared_buffers (hit)
+# and those it had to read (read: from the OS file cache, or from disk), and with track_io_timing the time spent
+# waiting on those reads (pg_stat_database.blk_read_time). The difference around a stage says whether it waited on
+# reads, and which tables or indexes they were — the question behind the daily increment on a large base, whose
+# index probes and heap fetches land on pages a large load pushed out of memory (docs/scaling.md).
+IO_QUERY = """
+SELECT coalesce(t.schemaname || '.' || t.relname, '') AS relation, 'heap' AS part,
+       coalesce(t.heap_blks_read, 0) AS read, coalesce(t.heap_blks_hit, 0) AS hit
+FROM pg_statio_user_tables t WHERE t.schemaname NOT IN ('pg_toast')
+UNION ALL
+SELECT i.schemaname || '.' || i.indexrelname, 'index', coalesce(i.idx_blks_read, 0), coalesce(i.idx_blks_hit, 0)
+FROM pg_statio_user_indexes i
+"""
+
+
+@dataclass
+class IoMark:
+    relations: dict[tuple[str, str], tuple[int, int]]  # (relation, 'heap' | 'index') -> (read, hit)
+    read_ms: float | None                                # pg_stat_database.blk_read_time; None: track_io_timing off
+
+
+def io_mark(conn) -> IoMark:
+    """The cumulative read/hit counters of the connection's database (a fresh snapshot of the statistics)."""
+    conn.execute("SELECT pg_stat_clear_snapshot()")
+    relations = {(r, p): (n, h) for r, p, n, h in conn.execute(IO_QUERY).fetchall()}
+    on, read_ms = conn.execute(
+        "SELECT current_setting('track_io_timing') = 'on', blk_read_time FROM pg_stat_database"
+        " WHERE datname = current_database()").fetchone()
+    return IoMark(relations, float(read_ms) if on else None)
+
+
+def io_between(before: IoMark, after: IoMark, top: int = 6) -> dict:
+    """What was read between two marks: buffers read and hit in all, the wait on reads, and the relations that
+    read the most (temporary tables are not counted: they live in each backend's own buffers)."""
+    delta = []
+    for key, (read, hit) in after.relations.items():
+        r0, h0 = before.relations.get(key, (0, 0))
+        if read - r0 or hit - h0:
+            delta.append((key, read - r0, hit - h0))
+    delta.sort(key=lambda d: -d[1])
+    return {
+        "buffers_read": sum(d[1] for d in delta), "buffers_hit": sum(d[2] for d in delta),
+        "read_seconds": None if after.read_ms is None or before.read_ms is None
+        else round((after.read_ms - before.read_ms) / 1000, 3),
+        "top": [{"relation": rel, "part": part, "read": n, "hit": h} for (rel, part), n, h in delta[:top] if n],
+    }

@@ -376,12 +376,29 @@ def markdown(results: list[BaseResult], info: dict[str, Any], when: str, command
             if slow:
                 lines += ["", "Slowest SQL statements of the reconciliation:", ""]
                 lines += [f"- {t:,.1f} s, {n:,} rows — `{q}`" for q, n, t in slow]
+            reads = _reads(run)
+            if reads:
+                lines += ["", reads]
     lines += ["", kept or DEFAULT_KEPT, ""]
     return "\n".join(lines)
 
 
 def _events(events: dict[str, int]) -> str:
     return ", ".join(f"{k} {v:,}" for k, v in events.items() if v) or "none"
+
+
+def _reads(run: RunResult) -> str | None:
+    """The reconciliation's reads from outside shared_buffers, in a sentence (None when not measured)."""
+    io = next((st.detail.get("io") for st in run.stages if st.name == "reconcile" and st.parent is None), None)
+    if not io:
+        return None
+    total = io["buffers_read"] + io["buffers_hit"]
+    waited = ("" if io["read_seconds"] is None
+              else f", waiting {io['read_seconds']:,.1f} s on them (track_io_timing)")
+    top = "; ".join(f"{t['relation']} {t['part']} {t['read']:,}" for t in io["top"])
+    return (f"Buffers of the warehouse's tables and indexes the reconciliation needed: {total:,}, of which "
+            f"{io['buffers_read']:,} ({io['buffers_read'] * 8 / 1024:,.0f} MB) were not in shared_buffers and were "
+            f"read from the OS cache or the disk{waited}" + (f" — most: {top}." if top else "."))
 
 
 def _slowest_statements(run: RunResult, n: int = 5) -> list[tuple[str, int, float]]:

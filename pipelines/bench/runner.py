@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from psycopg import sql
 from sqlalchemy import URL
 
-from pipelines.bench.measure import Sampler, Stage, measured, postmaster_process
+from pipelines.bench.measure import Sampler, Stage, io_between, io_mark, measured, postmaster_process
 from pipelines.warehouse import connect
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -316,10 +316,15 @@ def run_day(ctx: Context, day: date, index: int, label: str) -> RunResult:
     ctx.tick(f"{label}: validate")
 
     steps: list[tuple[str, float, list]] = []
+    with connect(ctx.url) as conn:
+        io_before = io_mark(conn)
     with measured(sampler, "reconcile", stages) as reconcile:
         accounting = reconcile_run(run_id, ctx.url, on_step=lambda n, s, st: steps.append((n, s, st)))
         reconcile.rows, reconcile.rows_label = received, "received"
         reconcile.detail = {"merged": sum(a["merged"] for a in accounting.values())}
+    time.sleep(0.5)  # (the reconciliation's backend reports its counters when it goes idle or exits)
+    with connect(ctx.url) as conn:
+        reconcile.detail["io"] = io_between(io_before, io_mark(conn))
     ctx.done(label, reconcile)
     for name, seconds, statements in steps:
         stages.append(Stage(name, seconds, parent="reconcile", detail={

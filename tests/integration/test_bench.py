@@ -61,6 +61,10 @@ def test_every_stage_reported_with_positive_throughput(bench_run):
                 # CPU time: the local cluster's processes are readable, so PostgreSQL's is measured too
                 assert stage["python_cpu_seconds"] > 0 and stage["pg_cpu_seconds"] is not None, (run["label"], name)
             assert top["reconcile"]["pg_cpu_seconds"] > 0  # the reconciliation runs in PostgreSQL
+            io = top["reconcile"]["detail"]["io"]  # its buffers: the warehouse's tables and indexes were read
+            assert io["buffers_hit"] + io["buffers_read"] > 0 and (io["read_seconds"] or 0) >= 0
+            assert all(t["relation"].split(".")[0] in ("population", "staging", "audit", "quarantine")
+                       and t["read"] > 0 for t in io["top"])
             subs = {s["parent"] for s in run["stages"] if s["parent"]}
             assert {"extract", "validate", "reconcile", "quality gate"} <= subs
             extract_subs = [s for s in run["stages"] if s["parent"] == "extract"]
@@ -122,6 +126,7 @@ def test_benchmarks_md_written_with_machine_tables_targets_and_kept_section(benc
     assert "N = 2,000 simulated residents" in text
     assert "## 2,000 residents (N)" in text and "## 500 residents" in text
     assert text.count("| stage | rows | seconds | rows/s | × COPY | CPU s (Python + PG) | cores busy |") == 4
+    assert text.count("Buffers of the warehouse's tables and indexes the reconciliation needed: ") == 4
     budgets = [line for line in text.splitlines() if line.startswith("CPU: the run used ")]
     assert len(budgets) == 4 and all("the COPY reference" in line for line in budgets)
     for target in ("full load ≤ 8× COPY", "1% increment ≤ 10% of the full load", "≤ 1.5× the increment",

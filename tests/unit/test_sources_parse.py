@@ -268,6 +268,157 @@ def test_xlsx_not_a_workbook(tmp_path):
         list(read_xlsx(s, drop(tmp_path, "psb/foreign_resident/2026-01-02/y.xlsx", b"")))
 
 
+def _openpyxl_rows(path: Path) -> list[tuple[int, tuple]]:
+    """What openpyxl's own read-only iteration gives: (row number, values), empty rows left out."""
+    from openpyxl import load_workbook
+
+    wb = load_workbook(path, read_only=True, data_only=True)
+    try:
+        sheet = wb.worksheets[0]
+        sheet.reset_dimensions()
+        return [(n, v) for n, v in enumerate(sheet.iter_rows(values_only=True), 1) if v]
+    finally:
+        wb.close()
+
+
+def _our_rows(path: Path) -> list[tuple[int, tuple]]:
+    from pipelines.sources.files import open_first_sheet, sheet_rows
+
+    sheet = open_first_sheet(path)
+    try:
+        return list(sheet_rows(sheet))
+    finally:
+        sheet.archive.close()
+
+
+def _random_cell(rng):
+    kind = rng.randrange(12)
+    if kind == 0:
+        return None
+    if kind == 1:
+        return rng.randrange(-10**12, 10**12)
+    if kind == 2:
+        return rng.choice([0.5, -2.25, 1e-7, 3.0e21, 1234567.125, float(rng.randrange(10**6)) / 7])
+    if kind == 3:
+        return rng.choice([True, False])
+    if kind == 4:
+        return datetime(rng.randrange(1901, 2100), rng.randrange(1, 13), rng.randrange(1, 29),
+                        rng.randrange(24), rng.randrange(60), rng.randrange(60))
+    if kind == 5:
+        return date(rng.randrange(1901, 2100), rng.randrange(1, 13), rng.randrange(1, 29))
+    if kind == 6:
+        return timedelta(hours=rng.randrange(100), minutes=rng.randrange(60))
+    if kind == 7:
+        return ""
+    alphabet = "aZ 09-_·張三李四𠀀 \t&<>\"'ÄéŠ"
+    return "".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 12)))
+
+
+def test_xlsx_sheet_rows_read_as_openpyxl_does(tmp_path):
+    """The fast row reader against openpyxl's, on random workbooks written by openpyxl (shared strings, numbers,
+    booleans, dates, times and durations by their number formats, gaps between cells and rows), in both write
+    modes and both date epochs."""
+    import random
+
+    from openpyxl import Workbook
+    from openpyxl.utils.datetime import CALENDAR_MAC_1904
+
+    rng = random.Random(20261203)
+    for case in range(30):
+        write_only = case % 3 == 0
+        wb = Workbook(write_only=write_only)
+        if case % 4 == 1:
+            wb.epoch = CALENDAR_MAC_1904
+        ws = wb.create_sheet("data") if write_only else wb.active
+        for _ in range(rng.randrange(1, 25)):
+            width = rng.randrange(0, 9)
+            row = [_random_cell(rng) for _ in range(width)]
+            if not write_only and rng.random() < 0.2:
+                ws.append([])  # (an empty row: a gap in the numbering)
+            ws.append(row)
+        if not write_only:
+            ws.cell(row=ws.max_row + 2, column=rng.randrange(1, 30), value="far cell")
+            ws.cell(row=ws.max_row + 1, column=3, value="=1+1")  # (a formula without a cached value: None)
+        path = tmp_path / f"case{case}.xlsx"
+        wb.save(path)
+        assert _our_rows(path) == _openpyxl_rows(path), case
+
+
+def _sheet_xlsx(path: Path, sheet_data: str, shared: str = "", styles: str = "", date1904: bool = False) -> None:
+    """A minimal workbook around hand-written sheetData (and shared strings, and cell formats)."""
+    import zipfile
+
+    main = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+    rel = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+    ct = "http://schemas.openxmlformats.org/package/2006/content-types"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("[Content_Types].xml",
+                   f'<Types xmlns="{ct}"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package'
+                   '.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/>'
+                   '<Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument'
+                   '.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType='
+                   '"application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/><Override PartName='
+                   '"/xl/sharedStrings.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml'
+                   '.sharedStrings+xml"/></Types>')
+        z.writestr("_rels/.rels",
+                   '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship'
+                   f' Id="rId1" Type="{rel}/officeDocument" Target="xl/workbook.xml"/></Relationships>')
+        z.writestr("xl/workbook.xml",
+                   f'<workbook xmlns="{main}" xmlns:r="{rel}"><workbookPr date1904="{int(date1904)}"/>'
+                   '<sheets><sheet name="s" sheetId="1" r:id="rId1"/></sheets></workbook>')
+        parts = (f'<Relationship Id="rId1" Type="{rel}/worksheet" Target="worksheets/sheet1.xml"/>'
+                 + (f'<Relationship Id="rId2" Type="{rel}/sharedStrings" Target="sharedStrings.xml"/>' if shared else "")
+                 + (f'<Relationship Id="rId3" Type="{rel}/styles" Target="styles.xml"/>' if styles else ""))
+        z.writestr("xl/_rels/workbook.xml.rels",
+                   f'<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">{parts}'
+                   '</Relationships>')
+        z.writestr("xl/worksheets/sheet1.xml", f'<worksheet xmlns="{main}"><sheetData>{sheet_data}</sheetData></worksheet>')
+        if shared:
+            z.writestr("xl/sharedStrings.xml", f'<sst xmlns="{main}">{shared}</sst>')
+        if styles:
+            z.writestr("xl/styles.xml", f'<styleSheet xmlns="{main}">{styles}</styleSheet>')
+
+
+def test_xlsx_sheet_rows_hand_written_sheets(tmp_path):
+    """What other writers do: rows and cells without references, rows out of order or repeated, rich text, inline
+    strings, error and formula-string cells, ISO dates, a cell format that is a date, the 1904 epoch."""
+    shared = ('<si><t>plain</t></si><si><r><t>rich </t></r><r><rPr><b/></rPr><t>text</t></r><rPh sb="0" eb="1"><t>ふりがな</t></rPh></si>'
+              '<si><t/></si><si><t xml:space="preserve">  spaced  </t></si>')
+    styles = ('<numFmts count="1"><numFmt numFmtId="164" formatCode="yyyy/mm/dd"/></numFmts>'
+              '<cellXfs count="3"><xf numFmtId="0"/><xf numFmtId="164"/><xf numFmtId="46"/></cellXfs>')
+    sheets = [
+        '<row r="1"><c r="A1" t="s"><v>0</v></c><c r="C1" t="s"><v>1</v></c><c t="s"><v>2</v></c></row>'
+        '<row><c t="s"><v>3</v></c><c t="inlineStr"><is><t>inline</t></is></c>'
+        '<c t="inlineStr"><is><r><t>a</t></r><r><t>b</t></r></is></c><c t="inlineStr"/></row>'
+        '<row r="5"><c r="B5" t="e"><v>#N/A</v></c><c r="C5" t="str"><f>A1</f><v>cached</v></c>'
+        '<c r="D5" t="d"><v>2026-01-02T03:04:05</v></c><c r="E5" t="b"><v>1</v></c><c r="F5"><v></v></c></row>'
+        '<row r="3"><c r="A3"><v>7</v></c></row>'  # (before the row counter: skipped, as openpyxl does)
+        '<row r="5"><c r="A5"><v>8</v></c></row>'  # (repeated: skipped)
+        '<row r="6.0"><c r="A6" s="1"><v>45000</v></c><c r="B6" s="2"><v>1.5</v></c><c r="C6"><v>1E3</v></c>'
+        '<c r="D6" s="1"><v>1e300</v></c></row>'
+        '<row r="8"><c r="D8"><v>1</v></c><c r="B8"><v>2</v></c></row>'  # (out of order: width from the last)
+        '<row r="9"/>',
+    ]
+    for date1904 in (False, True):
+        for i, data in enumerate(sheets):
+            path = tmp_path / f"hand{i}_{date1904}.xlsx"
+            _sheet_xlsx(path, data, shared, styles, date1904)
+            ours = _our_rows(path)
+            assert ours == _openpyxl_rows(path)
+            assert ours[0] == (1, ("plain", None, "rich text", ""))
+
+
+def test_xlsx_sheet_rows_bad_references_are_malformed(tmp_path):
+    s = source("psb_foreign_resident")
+    for i, bad in enumerate(['<row r="x"><c r="A1"><v>1</v></c></row>', '<row r="1"><c r="A"><v>1</v></c></row>',
+                             '<row r="1"><c r="A1" t="s"><v>5</v></c></row>', '<row r="1.5"/>']):
+        path = tmp_path / f"psb/foreign_resident/2026-01-02/bad{i}.xlsx"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _sheet_xlsx(path, bad, shared="<si><t>only</t></si>")
+        with pytest.raises(MalformedFile, match="XLSX sheet not readable"):
+            list(read_xlsx(s, DropFile(path, f"psb/foreign_resident/2026-01-02/bad{i}.xlsx", DAY)))
+
+
 # --- XML -------------------------------------------------------------------------------------------------------
 
 GOOD_XML = """<?xml version="1.0" encoding="UTF-8"?>
