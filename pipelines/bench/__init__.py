@@ -58,6 +58,10 @@ def add_arguments(parser) -> None:
                              "after the other in the benchmark's process)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--sample-interval", type=float, default=0.1, help="memory sampling interval, seconds")
+    parser.add_argument("--explain-increment", action="store_true",
+                        help="log the plans of the increment's reconciliation statements (auto_explain: rows and "
+                             "buffers per plan node, no timing) to <work-dir>/increment-plans-<N>.log; a diagnosis "
+                             "run: the instrumentation costs a little, so its figures are not for BENCHMARKS.md")
 
 
 def _progress_total(n_sources: int, bases: int, copies: int) -> int:
@@ -96,7 +100,8 @@ def _run_worker(persons: int, role: str, scale: float, with_copy: bool, args, se
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(settings.project_root), env.get("PYTHONPATH", "")) if p)
     spec = {"persons": persons, "role": role, "seed": args.seed, "start": settings.sim_start.isoformat(),
             "scale": scale, "root": str(root), "sample_interval": args.sample_interval, "with_copy": with_copy,
-            "vacuum_between": not args.no_vacuum, "out": str(out), "extract_workers": args.extract_workers}
+            "vacuum_between": not args.no_vacuum, "out": str(out), "extract_workers": args.extract_workers,
+            "explain_increment": args.explain_increment}
     proc = subprocess.Popen([sys.executable, "-m", "pipelines.bench.worker", json.dumps(spec)], env=env,
                             stdout=subprocess.PIPE, text=True, cwd=settings.project_root)
     assert proc.stdout is not None
@@ -147,6 +152,8 @@ def main(args) -> int:
         argv.append(f"--change-share {args.change_share:g}")
     if args.extract_workers != min(2, os.cpu_count() or 1):
         argv.append(f"--extract-workers {args.extract_workers}")
+    if args.explain_increment:
+        argv.append("--explain-increment")
     command = " ".join(argv)
 
     bar = tqdm(total=_progress_total(len(load_sources()), len(plan), sum(1 for p in plan if p[3])),

@@ -321,17 +321,21 @@ def io_mark(conn) -> IoMark:
 
 
 def io_between(before: IoMark, after: IoMark, top: int = 6) -> dict:
-    """What was read between two marks: buffers read and hit in all, the wait on reads, and the relations that
-    read the most (temporary tables are not counted: they live in each backend's own buffers)."""
+    """What was read between two marks: buffers read and hit in all, the wait on reads, the relations that read the
+    most (``top``) and those whose buffers were used the most, read or hit (``busiest``: a stage that does not wait
+    on the disk can still spend its CPU on buffer lookups), and every relation used (``relations``). Temporary
+    tables are not counted: they live in each backend's own buffers."""
     delta = []
     for key, (read, hit) in after.relations.items():
         r0, h0 = before.relations.get(key, (0, 0))
         if read - r0 or hit - h0:
             delta.append((key, read - r0, hit - h0))
-    delta.sort(key=lambda d: -d[1])
+    rows = [{"relation": rel, "part": part, "read": n, "hit": h} for (rel, part), n, h in delta]
     return {
         "buffers_read": sum(d[1] for d in delta), "buffers_hit": sum(d[2] for d in delta),
         "read_seconds": None if after.read_ms is None or before.read_ms is None
         else round((after.read_ms - before.read_ms) / 1000, 3),
-        "top": [{"relation": rel, "part": part, "read": n, "hit": h} for (rel, part), n, h in delta[:top] if n],
+        "top": [r for r in sorted(rows, key=lambda r: -r["read"])[:top] if r["read"]],
+        "busiest": sorted(rows, key=lambda r: -(r["read"] + r["hit"]))[:top],
+        "relations": sorted(rows, key=lambda r: (r["relation"], r["part"])),
     }

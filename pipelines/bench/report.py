@@ -396,9 +396,12 @@ def _reads(run: RunResult) -> str | None:
     waited = ("" if io["read_seconds"] is None
               else f", waiting {io['read_seconds']:,.1f} s on them (track_io_timing)")
     top = "; ".join(f"{t['relation']} {t['part']} {t['read']:,}" for t in io["top"])
-    return (f"Buffers of the warehouse's tables and indexes the reconciliation needed: {total:,}, of which "
-            f"{io['buffers_read']:,} ({io['buffers_read'] * 8 / 1024:,.0f} MB) were not in shared_buffers and were "
-            f"read from the OS cache or the disk{waited}" + (f" — most: {top}." if top else "."))
+    busiest = "; ".join(f"{t['relation']} {t['part']} {t['read'] + t['hit']:,}" for t in io.get("busiest", [])[:4])
+    return (f"Buffers of the warehouse's tables and indexes the reconciliation needed: {total:,}"
+            + (f" (most: {busiest})" if busiest else "")
+            + f", of which {io['buffers_read']:,} ({io['buffers_read'] * 8 / 1024:,.0f} MB) were not in "
+            f"shared_buffers and were read from the OS cache or the disk{waited}"
+            + (f" — most: {top}." if top else "."))
 
 
 def _slowest_statements(run: RunResult, n: int = 5) -> list[tuple[str, int, float]]:

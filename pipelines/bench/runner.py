@@ -10,10 +10,11 @@ import multiprocessing
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 from zoneinfo import ZoneInfo
 
 from psycopg import sql
@@ -237,6 +238,7 @@ class Context:
     tick: Callable[[str], None]
     note: Callable[[str], None] = print
     extract_workers: int = 1
+    explain_increment: bool = False
 
     def done(self, label: str, stage: Stage) -> None:
         rows = f", {stage.rows:,} {stage.rows_label}" if stage.rows is not None else ""
@@ -254,6 +256,46 @@ def timed_task(fn: Callable, *args, **kwargs) -> dict:
     result = fn(*args, **kwargs)
     return {"result": result, "seconds": time.perf_counter() - t0, "cpu": process_cpu_seconds(children=False) - c0,
             "maxrss": ru_maxrss_bytes(), "pid": os.getpid()}
+
+
+# auto_explain for one stage's connections (--explain-increment): the settings reach the reconciliation's session
+# through PGOPTIONS (libpq), set in this process for the stage only; the plans go to the server's log, which for the
+# project's own cluster is .local/pg/postgresql.log, and the part of it the stage wrote is copied to
+# <work-dir>/increment-plans-<N>.log.
+AUTO_EXPLAIN = ("-c session_preload_libraries=auto_explain -c auto_explain.log_min_duration=100"
+                " -c auto_explain.log_analyze=on -c auto_explain.log_buffers=on -c auto_explain.log_timing=off"
+                " -c auto_explain.log_nested_statements=on")
+
+
+@contextmanager
+def explained(ctx: Context, on: bool) -> Iterator[dict]:
+    """While on: the sessions this process opens log their plans (AUTO_EXPLAIN); yields a dict whose "file" is set
+    on exit to the file the plans were copied to (None when the server's log is not readable here)."""
+    import os
+
+    from pipelines.settings import settings
+
+    out: dict = {}
+    if not on:
+        yield out
+        return
+    log = settings.local_dir / "pg" / "postgresql.log"
+    start = log.stat().st_size if log.exists() else None
+    previous = os.environ.get("PGOPTIONS")
+    os.environ["PGOPTIONS"] = f"{previous or ''} {AUTO_EXPLAIN}".strip()
+    try:
+        yield out
+    finally:
+        if previous is None:
+            os.environ.pop("PGOPTIONS", None)
+        else:
+            os.environ["PGOPTIONS"] = previous
+        if start is not None:
+            target = ctx.paths.root.parent / f"increment-plans-{ctx.paths.root.name}.log"  # (kept with the JSON)
+            with open(log, "rb") as src, open(target, "wb") as dst:
+                src.seek(start)
+                shutil.copyfileobj(src, dst)
+            out["file"] = str(target)
 
 
 def run_day(ctx: Context, day: date, index: int, label: str) -> RunResult:
@@ -318,13 +360,17 @@ def run_day(ctx: Context, day: date, index: int, label: str) -> RunResult:
     steps: list[tuple[str, float, list]] = []
     with connect(ctx.url) as conn:
         io_before = io_mark(conn)
-    with measured(sampler, "reconcile", stages) as reconcile:
+    explain = ctx.explain_increment and index > 0
+    with measured(sampler, "reconcile", stages) as reconcile, explained(ctx, explain) as plans:
         accounting = reconcile_run(run_id, ctx.url, on_step=lambda n, s, st: steps.append((n, s, st)))
         reconcile.rows, reconcile.rows_label = received, "received"
         reconcile.detail = {"merged": sum(a["merged"] for a in accounting.values())}
     time.sleep(0.5)  # (the reconciliation's backend reports its counters when it goes idle or exits)
     with connect(ctx.url) as conn:
         reconcile.detail["io"] = io_between(io_before, io_mark(conn))
+    if explain:
+        reconcile.detail["plans"] = plans.get("file")
+        ctx.note(f"{label}: plans of the reconciliation in {plans.get('file') or '(no server log found)'}")
     ctx.done(label, reconcile)
     for name, seconds, statements in steps:
         stages.append(Stage(name, seconds, parent="reconcile", detail={
@@ -495,7 +541,8 @@ def checkpoint(url: URL) -> None:
 
 def bench_base(persons: int, role: str, *, seed: int, start: date, scale: float, root: Path,
                sampler_interval: float, tick: Callable[[str], None], with_copy: bool,
-               vacuum_between: bool, note: Callable[[str], None] = print, extract_workers: int = 1) -> BaseResult:
+               vacuum_between: bool, note: Callable[[str], None] = print, extract_workers: int = 1,
+               explain_increment: bool = False) -> BaseResult:
     """Run in the benchmark's worker process, whose environment names the benchmark's own databases, landing
     folder, API and reports (see pipelines.bench.worker): everything, including code that reads ``settings``,
     works on those."""
@@ -528,7 +575,7 @@ def bench_base(persons: int, role: str, *, seed: int, start: date, scale: float,
     sampler = Sampler(postmaster, sampler_interval).start()
     stop_api = start_in_thread(settings.sim_api_url, paths.api)
     try:
-        ctx = Context(url, frontdb, stop_api.url, paths, sampler, tick, note, extract_workers)
+        ctx = Context(url, frontdb, stop_api.url, paths, sampler, tick, note, extract_workers, explain_increment)
         checkpoint(url)
         result.full = run_day(ctx, start, 0, f"{persons:,} full load")
         if vacuum_between:

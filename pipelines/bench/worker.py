@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
         spec["persons"], spec["role"], seed=spec["seed"], start=date.fromisoformat(spec["start"]),
         scale=spec["scale"], root=Path(spec["root"]), sampler_interval=spec["sample_interval"], tick=tick,
         with_copy=spec["with_copy"], vacuum_between=spec["vacuum_between"], note=note,
-        extract_workers=spec.get("extract_workers", 1),
+        extract_workers=spec.get("extract_workers", 1), explain_increment=spec.get("explain_increment", False),
     )
     with open(spec["out"], "wb") as fh:
         pickle.dump(result, fh)

@@ -37,6 +37,13 @@ STEPS = [
 # must be set before the session first touches a temporary table, hence here, first thing in the transaction.
 SESSION_SETTINGS = {"temp_buffers": "1GB", "work_mem": "256MB"}
 
+# Settings of one step only: set before it, put back after it. JIT off for the discrepancy query: its plan holds
+# an expression per compared attribute several times over (the OR that filters, the LATERAL list, the comparisons),
+# which the JIT compiled for 5.8 s of a 1M full load's 8-10 s step (EXPLAIN ANALYZE) — compile time that follows
+# the number of expressions, not of rows, and that the run never earned back. Only there: for the whole
+# reconciliation JIT on or off made no difference (four alternating trials, docs/scaling.md).
+STEP_SETTINGS = {"survivorship.discrepancy_query": {"jit": "off"}}
+
 
 # Bulk load: when a run's candidates are at least BULK_SHARE of the statements already held (a first full load, a
 # reload), the secondary indexes and the foreign keys of the tables the next steps fill are dropped before the step
@@ -142,7 +149,13 @@ def reconcile_run(run_id: int, url: URL | None = None,
                 triggers = drop_cell_triggers(conn)
                 if record:
                     record("drop resident_cell triggers (bulk load)", 0, time.perf_counter() - t0)
+            restore = {}
+            for setting, value in STEP_SETTINGS.get(name, {}).items():
+                (restore[setting],) = conn.execute("SELECT current_setting(%s)", (setting,)).fetchone()
+                conn.execute("SELECT set_config(%s, %s, true)", (setting, value))
             run_script(conn, script, params, on_statement=record)
+            for setting, value in restore.items():
+                conn.execute("SELECT set_config(%s, %s, true)", (setting, value))
             if bulk and name == CELL_STEP:
                 t0 = time.perf_counter()
                 for statement in triggers:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -35,7 +36,7 @@ def bench_run(tmp_path_factory, warehouse_db):
     bench.add_arguments(parser)
     args = parser.parse_args([
         "--persons", "2000", "--second-base", "0.25", "--prefix", prefix, "--work-dir", str(tmp / "work"),
-        "--output", str(out), "--json", str(tmp / "bench.json"), "--no-progress",
+        "--output", str(out), "--json", str(tmp / "bench.json"), "--no-progress", "--explain-increment",
     ])
     rc = bench.main(args)
     return {"rc": rc, "out": out, "data": json.loads((tmp / "bench.json").read_text()), "prefix": prefix,
@@ -61,6 +62,11 @@ def test_every_stage_reported_with_positive_throughput(bench_run):
                 # CPU time: the local cluster's processes are readable, so PostgreSQL's is measured too
                 assert stage["python_cpu_seconds"] > 0 and stage["pg_cpu_seconds"] is not None, (run["label"], name)
             assert top["reconcile"]["pg_cpu_seconds"] > 0  # the reconciliation runs in PostgreSQL
+            if run["label"].endswith("increment"):  # --explain-increment: its plans copied from the server's log
+                plans = top["reconcile"]["detail"]["plans"]
+                assert plans is None or Path(plans).is_file()
+                if not os.environ.get("WAREHOUSE_URL"):  # the project's own cluster, whose log is readable here
+                    assert plans and Path(plans).name == f"increment-plans-{base['persons']}.log"
             io = top["reconcile"]["detail"]["io"]  # its buffers: the warehouse's tables and indexes were read
             assert io["buffers_hit"] + io["buffers_read"] > 0 and (io["read_seconds"] or 0) >= 0
             assert all(t["relation"].split(".")[0] in ("population", "staging", "audit", "quarantine")

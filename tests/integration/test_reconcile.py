@@ -417,3 +417,29 @@ def test_the_weekly_snapshot_day_is_the_runs_data_day_in_shanghai(clean_warehous
     monday, sunday = day_run(url, datetime(2026, 1, 5, tzinfo=SH)), day_run(url, datetime(2026, 1, 4, tzinfo=SH))
     with connect(url) as conn:
         assert is_snapshot_day(monday, conn) and not is_snapshot_day(sunday, conn)
+
+
+def test_step_settings_hold_for_their_step_only(clean_warehouse, monkeypatch):
+    """STEP_SETTINGS: the discrepancy query runs with JIT off (its compile time exceeded what it saved); every other
+    step keeps the session's setting, on before it and on again after it."""
+    from pipelines.reconcile import merge
+
+    url = clean_warehouse
+    assert merge.STEP_SETTINGS["survivorship.discrepancy_query"] == {"jit": "off"}
+    seen = []
+    original = merge.run_script
+
+    def spy(conn, script, params=None, on_statement=None):
+        seen.append(conn.execute("SHOW jit").fetchone()[0])
+        return original(conn, script, params, on_statement=on_statement)
+
+    monkeypatch.setattr(merge, "run_script", spy)
+    monkeypatch.setenv("PGOPTIONS", "-c jit=on")  # a session that starts with it on
+    run1 = day_run(url, DAY1)
+    stage(url, run1, "psb_hukou", "psb", [{**PSB_A, "updated": 9}])
+    validate_run(run1, (DAY1 + timedelta(days=1)).date(), url)
+    reconcile_run(run1, url)
+    steps = [*merge.STEPS, "survivorship.golden_query", "survivorship.scd2_merge", "survivorship.discrepancy_query",
+             "population/90_accounting.sql"]
+    assert dict(zip(steps, seen, strict=True)) == {s: "off" if s == "survivorship.discrepancy_query" else "on"
+                                                   for s in steps}
