@@ -104,6 +104,13 @@ BULK_ANALYZE = {
 # each other) or when pg_prewarm is not installed.
 PREWARM_SHARE = 0.5
 
+# ... together with indexes the bulk path keeps but the next day's run probes at random: the statements' primary
+# key, by which survivorship fetches each touched person's current statements (the crosswalk names them by id).
+# Maintained row by row during the load, its pages were still pushed out of shared_buffers by the load's later
+# work: the 4M increment's survivorship read 6,072 of its pages from outside the buffers and took 2.7 s against
+# 0.9 s at 1M for the same buffer visits (auto_explain of both increments, 2026-12-03).
+PREWARM_ALSO = ["population.source_record_pkey"]
+
 
 # ... and the triggers that keep population.resident_cell (the persons counted per cell, migration 0018) current
 # are dropped for the merge's statements (and created again from their own definitions after it) and the cells
@@ -193,7 +200,7 @@ def reconcile_run(run_id: int, url: URL | None = None,
             raise RuntimeError(f"left dropped: {sorted(dropped)}")
         if rebuilt:
             t0 = time.perf_counter()
-            loaded = prewarm(conn, rebuilt)
+            loaded = prewarm(conn, rebuilt + [i for i in PREWARM_ALSO if i not in rebuilt])
             if on_step is not None:
                 on_step("prewarm rebuilt indexes (bulk load)", time.perf_counter() - t0,
                         [(f"pg_prewarm {', '.join(loaded) or '(skipped)'}", len(loaded), time.perf_counter() - t0)])
