@@ -20,7 +20,7 @@ import csv
 import hashlib
 import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
@@ -248,8 +248,8 @@ class Sheet:
     archive: zipfile.ZipFile
     target: str | None            # the worksheet's part in the archive; None: the workbook has no worksheet
     strings: list[str]            # the shared strings
-    dates: set[int]               # the cell formats (style ids) that show a number as a date or time ...
-    durations: set[int]           # ... or as a duration
+    dates: Container[int]         # the cell formats (style ids) that show a number as a date or time ...
+    durations: Container[int]     # ... or as a duration
     epoch: datetime               # 1899-12-30 or 1904-01-01
 
 
