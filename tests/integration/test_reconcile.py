@@ -444,3 +444,22 @@ def test_step_settings_hold_for_their_step_only(clean_warehouse, monkeypatch):
              "population/90_accounting.sql"]
     assert dict(zip(steps, seen, strict=True)) == {s: "off" if s == "survivorship.discrepancy_query" else "on"
                                                    for s in steps}
+
+
+def test_each_change_opens_the_next_version(day1):
+    """Three days, two changes of one person: versions 1, 2, 3, each closed when the next opens (the next number is
+    read back from the close of the open version); a day that changes nothing adds none."""
+    url, _, _ = day1
+    a = person_of(url, A_ID)
+    day = DAY1
+    for n, (division, address) in enumerate([("310105", "长宁区长宁路3号"), ("310105", "长宁区长宁路3号"),
+                                             ("310106", "静安区南京西路5号")], start=2):
+        day = day + timedelta(days=1)
+        run = day_run(url, day)
+        stage(url, run, "psb_hukou", "psb", [{**PSB_A, "residence_division": division,
+                                              "residence_address": address, "updated": 10 + n}], day=day)
+        validate_run(run, (day + timedelta(days=1)).date(), url)
+        reconcile_run(run, url)
+    hist = one(url, "SELECT version, residence_division, valid_to IS NULL, valid_to = lead(valid_from) OVER"
+                    " (ORDER BY version) FROM population.person_history WHERE person_id = %s ORDER BY version", a)
+    assert hist == [(1, "310104", False, True), (2, "310105", False, True), (3, "310106", True, None)]
