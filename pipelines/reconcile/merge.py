@@ -189,11 +189,15 @@ def reconcile_run(run_id: int, url: URL | None = None,
             if on_step is not None:
                 on_step(name, time.perf_counter() - started, statements)
 
+        first_load = False
         for name in STEPS:
             step(name, sql_file(name))
             if name == "population/20_duplicates.sql":
                 bulk = is_bulk_load(conn)
-        step("survivorship.golden_query", survivorship.golden_query(authorities))
+                # (the steps before the statements' do not write the crosswalk: empty now, it will name only the
+                # persons of this run's records, every one of them touched)
+                (first_load,) = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM population.person_xref)").fetchone()
+        step("survivorship.golden_query", survivorship.golden_query(authorities, every_person=first_load))
         step("survivorship.scd2_merge", survivorship.scd2_merge())
         step("survivorship.discrepancy_query", survivorship.discrepancy_query(authorities))
         if dropped:  # every dropped index is rebuilt by the step after which it is needed again

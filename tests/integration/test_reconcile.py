@@ -71,6 +71,13 @@ PSB_A = dict(source_key="P-A", id_number=A_ID, name="张三", sex="男", birth_d
 @pytest.fixture()
 def day1(clean_warehouse):
     url = clean_warehouse
+    run1 = stage_day1(url)
+    accounting = reconcile_run(run1, url)
+    return url, run1, accounting
+
+
+def stage_day1(url) -> int:
+    """Day 1's rows staged and validated (not reconciled): the run's id."""
     run1 = day_run(url, DAY1)
     stage(url, run1, "psb_hukou", "psb", [
         {**PSB_A, "updated": 8},
@@ -90,8 +97,7 @@ def day1(clean_warehouse):
              residence_division="310110", school="杨浦小学"),                     # no ID, nobody: review
     ])
     validate_run(run1, (DAY1 + timedelta(days=1)).date(), url)
-    accounting = reconcile_run(run1, url)
-    return url, run1, accounting
+    return run1
 
 
 def statements_named_current(url):
@@ -459,7 +465,37 @@ def test_each_change_opens_the_next_version(day1):
         stage(url, run, "psb_hukou", "psb", [{**PSB_A, "residence_division": division,
                                               "residence_address": address, "updated": 10 + n}], day=day)
         validate_run(run, (day + timedelta(days=1)).date(), url)
-        reconcile_run(run, url)
+        golden = []
+        reconcile_run(run, url, on_step=lambda step, _s, statements: golden.extend(
+            text for text, _n, _t in statements if step == "survivorship.golden_query"))
+        assert len(golden) == 1 and "touched" in golden[0]  # (an increment reads its touched persons only)
     hist = one(url, "SELECT version, residence_division, valid_to IS NULL, valid_to = lead(valid_from) OVER"
                     " (ORDER BY version) FROM population.person_history WHERE person_id = %s ORDER BY version", a)
     assert hist == [(1, "310104", False, True), (2, "310105", False, True), (3, "310106", True, None)]
+
+
+def test_first_load_golden_reads_every_person_and_agrees_with_the_touched_form(clean_warehouse):
+    """A first load (the crosswalk empty before the run) builds golden from every crosswalk row, without the join to
+    the touched persons that keeps the plan out of the parallel workers: the same golden rows as with it."""
+    from pipelines.reconcile import merge, survivorship
+    from pipelines.registry import load_authority
+    from pipelines.warehouse import run_script, sql_file
+
+    url = clean_warehouse
+    run1 = stage_day1(url)
+    authorities = load_authority()
+    with connect(url) as conn:
+        with conn.transaction(force_rollback=True):
+            for name in merge.STEPS:
+                run_script(conn, sql_file(name), {"run_id": run1})
+            built = []
+            for every_person in (False, True):
+                conn.execute(survivorship.golden_query(authorities, every_person=every_person))
+                built.append(conn.execute("SELECT g::text FROM golden g ORDER BY person_id").fetchall())
+                conn.execute("DROP TABLE golden")
+            assert built[0] == built[1] and len(built[0]) == 2  # (张三 and 李四)
+    golden = []
+    reconcile_run(run1, url, on_step=lambda step, _s, statements: golden.extend(
+        text for text, _n, _t in statements if step == "survivorship.golden_query"))
+    assert len(golden) == 1 and "touched" not in golden[0]
+    assert one(url, "SELECT count(*) FROM population.person") == [(2,)]
