@@ -13,9 +13,7 @@ WITH foreigner AS (
     FROM population.resident_cell p
     JOIN publish_work.district_map d ON d.division_code = p.residence_division
     WHERE (p.id_type IN ('PASSPORT', 'PRP') OR (p.nationality IS NOT NULL AND p.nationality <> 'CHN'))
-      AND (p.death_date IS NULL OR p.death_date > %(as_of)s::date)
-      AND p.population_status IS DISTINCT FROM 'deceased'
-      AND p.population_status IS DISTINCT FROM 'moved_out'
+      AND population.is_present_on(p.death_date, p.population_status, %(as_of)s::date)
     GROUP BY 1, 2  -- summed from population.resident_cell, then set on the grid (see population_by_district_sex_age.sql)
 ),
 grid AS (

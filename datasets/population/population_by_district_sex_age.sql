@@ -1,6 +1,7 @@
 -- 实有人口分区、性别、年龄段统计: one row per (district, sex, five-year age band), the full grid (zeros included).
--- Universe (same as registered_residents_by_district): persons alive and not moved out on %(as_of)s, with a
--- residence division that maps to a current Shanghai district, sex 1/2 and a birth date.
+-- Universe resident_population (that of registered_residents_by_district and the microdata): persons alive and not
+-- moved out on %(as_of)s, with sex 1/2 and a birth date (population.is_resident_on, migration 0021), whose residence
+-- division maps to a current Shanghai district.
 -- Read from population.resident_cell, the golden persons already counted per district, sex, birth date, … and kept
 -- current by the reconciliation (migration 0018): a day's release reads a table bounded by those attributes'
 -- domains instead of every resident. The cells are summed per output cell (a hash aggregate: at most 576 groups),
@@ -12,11 +13,7 @@ WITH resident AS (
            sum(p.persons) AS population
     FROM population.resident_cell p
     JOIN publish_work.district_map d ON d.division_code = p.residence_division
-    WHERE (p.death_date IS NULL OR p.death_date > %(as_of)s::date)
-      AND p.population_status IS DISTINCT FROM 'deceased'
-      AND p.population_status IS DISTINCT FROM 'moved_out'
-      AND p.sex IN ('1', '2')
-      AND p.birth_date <= %(as_of)s::date
+    WHERE population.is_resident_on(p.death_date, p.population_status, p.sex, p.birth_date, %(as_of)s::date)
     GROUP BY 1, 2, 3
 ),
 grid AS (

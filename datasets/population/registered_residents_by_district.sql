@@ -1,5 +1,6 @@
 -- 户籍与非户籍实有人口分区统计: one row per (district, registered / non-registered), the full grid.
--- Universe: exactly the one of population_by_district_sex_age (keep the WHERE clauses identical).
+-- Universe resident_population, that of population_by_district_sex_age: population.is_resident_on (migration 0021)
+-- and a residence division that maps to a current district.
 -- Summed from population.resident_cell per output cell, then set on the grid (see population_by_district_sex_age.sql).
 WITH resident AS (
     SELECT d.district_code,
@@ -7,11 +8,7 @@ WITH resident AS (
            sum(p.persons) AS population
     FROM population.resident_cell p
     JOIN publish_work.district_map d ON d.division_code = p.residence_division
-    WHERE (p.death_date IS NULL OR p.death_date > %(as_of)s::date)
-      AND p.population_status IS DISTINCT FROM 'deceased'
-      AND p.population_status IS DISTINCT FROM 'moved_out'
-      AND p.sex IN ('1', '2')
-      AND p.birth_date <= %(as_of)s::date
+    WHERE population.is_resident_on(p.death_date, p.population_status, p.sex, p.birth_date, %(as_of)s::date)
     GROUP BY 1, 2
 ),
 grid AS (

@@ -17,10 +17,6 @@ SELECT %(as_of)s::date AS stat_date,
             ELSE '不详' END AS marital_status_label
 FROM population.person p
 JOIN publish_work.district_map d ON d.division_code = p.residence_division
-WHERE (p.death_date IS NULL OR p.death_date > %(as_of)s::date)
-  AND p.population_status IS DISTINCT FROM 'deceased'
-  AND p.population_status IS DISTINCT FROM 'moved_out'
-  AND p.sex IN ('1', '2')
-  AND p.birth_date <= %(as_of)s::date
+WHERE population.is_resident_on(p.death_date, p.population_status, p.sex, p.birth_date, %(as_of)s::date)
   AND get_byte(decode(md5('resident_microdata_sample:' || p.person_id), 'hex'), 0) < 51
 ORDER BY 2, 4, 6, 7, 8

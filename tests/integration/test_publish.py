@@ -217,6 +217,57 @@ def test_registered_totals_agree_with_the_age_table(warehouse):
     assert a.sum() > 5000 and (a == b).all()
 
 
+# the function that defines each shared universe (migration 0021); every dataset of that universe calls it
+UNIVERSE_FUNCTION = {"resident_population": "population.is_resident_on(",
+                     "foreign_residents": "population.is_present_on("}
+
+
+def test_datasets_of_a_universe_call_its_function_and_the_planner_inlines_it(warehouse):
+    """One definition per universe: each dataset declaring one calls its function, and the plan of its query holds
+    the function's clauses, not a call (inlined: the same plan and estimates as the clauses written out)."""
+    defs = load_datasets()
+    assert {d.universe for d in defs} >= set(UNIVERSE_FUNCTION)
+    url, _ = warehouse
+    with connect(url) as conn:
+        flow.refresh_district_map(conn)
+        for d in defs:
+            function = UNIVERSE_FUNCTION.get(d.universe)
+            if function is None:
+                continue
+            assert function in d.sql, d.code
+            plan = "\n".join(r[0] for r in conn.execute(sql.SQL("EXPLAIN (VERBOSE) " + d.sql),
+                                                         {"as_of": DAY.date()}))
+            assert "is_resident_on" not in plan and "is_present_on" not in plan, (d.code, plan)
+            assert "moved_out" in plan, d.code  # (the inlined clauses)
+
+
+def test_universe_functions_are_the_clauses_they_replaced(warehouse):
+    """Over every combination of values that matter, the functions answer as the WHERE clauses the datasets held."""
+    url, _ = warehouse
+    with connect(url) as conn:
+        bad = conn.execute("""
+            WITH v AS (
+                SELECT d AS death_date, s AS population_status, x AS sex, b AS birth_date, date '2026-01-05' AS as_of
+                FROM unnest(ARRAY[NULL, date '2026-01-04', date '2026-01-05', date '2026-01-06']) d,
+                     unnest(ARRAY[NULL, 'active', 'deceased', 'moved_out', '']) s,
+                     unnest(ARRAY[NULL, '1', '2', '9']) x,
+                     unnest(ARRAY[NULL, date '1990-01-01', date '2026-01-05', date '2026-01-06']) b
+            )
+            SELECT count(*) FILTER (WHERE population.is_present_on(death_date, population_status, as_of)
+                                    IS DISTINCT FROM ((death_date IS NULL OR death_date > as_of)
+                                                      AND population_status IS DISTINCT FROM 'deceased'
+                                                      AND population_status IS DISTINCT FROM 'moved_out')),
+                   count(*) FILTER (WHERE population.is_resident_on(death_date, population_status, sex, birth_date,
+                                                                    as_of)
+                                    IS DISTINCT FROM ((death_date IS NULL OR death_date > as_of)
+                                                      AND population_status IS DISTINCT FROM 'deceased'
+                                                      AND population_status IS DISTINCT FROM 'moved_out'
+                                                      AND sex IN ('1', '2') AND birth_date <= as_of)),
+                   count(*)
+            FROM v""").fetchone()
+    assert bad == (0, 0, 320)
+
+
 def test_release_ids_are_deterministic_in_shape_and_sortable(warehouse):
     url, run_id = warehouse
     ids = [flow.prepare_release(REG, [run_id])["release_id"] for _ in range(3)]
