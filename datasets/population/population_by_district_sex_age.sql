@@ -2,18 +2,28 @@
 -- Universe resident_population (that of registered_residents_by_district and the microdata): persons alive and not
 -- moved out on %(as_of)s, with sex 1/2 and a birth date (population.is_resident_on, migration 0021), whose residence
 -- division maps to a current Shanghai district.
--- Read from population.resident_cell, the golden persons already counted per district, sex, birth date, … and kept
--- current by the reconciliation (migration 0018): a day's release reads a table bounded by those attributes'
--- domains instead of every resident. The cells are summed per output cell (a hash aggregate: at most 576 groups),
--- then set on the grid.
+-- Read from population.resident_cell, the golden persons already counted per division, sex, birth date, … and kept
+-- current by the reconciliation (migration 0018), instead of every resident. The cells are many all the same
+-- (1.68M for 4M residents: every birth date of every division), so the work per cell is kept small: the band is a
+-- binary search of the birth date among the 17 band limits (the birth dates of the 5th, 10th, … 85th birthdays on
+-- %(as_of)s, computed once, in a subquery), not an age() per cell (age() >= 5k years exactly when birth_date <= the
+-- limit k, leap days included: a test compares the two over every birth date); and the cells are summed per
+-- division first (a few hundred groups), which are then mapped to their district, rather than each cell joined to
+-- the map. Both halved the query at 4M residents (1.5 -> 0.7 s). The sums are then set on the grid.
 WITH resident AS (
-    SELECT d.district_code,
-           p.sex AS sex_code,
-           least(floor(date_part('year', age(%(as_of)s::date, p.birth_date)) / 5), 17)::int AS band,
-           sum(p.persons) AS population
-    FROM population.resident_cell p
-    JOIN publish_work.district_map d ON d.division_code = p.residence_division
-    WHERE population.is_resident_on(p.death_date, p.population_status, p.sex, p.birth_date, %(as_of)s::date)
+    SELECT d.district_code, c.sex_code, c.band, sum(c.population) AS population
+    FROM (
+        SELECT p.residence_division,
+               p.sex AS sex_code,
+               17 - width_bucket(p.birth_date - 1, (  -- (the number of limits on or after the birth date: 0..17)
+                   SELECT array_agg((%(as_of)s::date - make_interval(years => 5 * k))::date ORDER BY k DESC)
+                   FROM generate_series(1, 17) k)) AS band,
+               sum(p.persons) AS population
+        FROM population.resident_cell p
+        WHERE population.is_resident_on(p.death_date, p.population_status, p.sex, p.birth_date, %(as_of)s::date)
+        GROUP BY 1, 2, 3
+    ) c
+    JOIN publish_work.district_map d ON d.division_code = c.residence_division
     GROUP BY 1, 2, 3
 ),
 grid AS (

@@ -2,13 +2,17 @@
 -- Universe resident_population, that of population_by_district_sex_age: population.is_resident_on (migration 0021)
 -- and a residence division that maps to a current district.
 -- Summed from population.resident_cell per output cell, then set on the grid (see population_by_district_sex_age.sql).
-WITH resident AS (
-    SELECT d.district_code,
-           CASE WHEN coalesce(p.is_registered, false) THEN 'registered' ELSE 'non_registered' END AS registration,
-           sum(p.persons) AS population
-    FROM population.resident_cell p
-    JOIN publish_work.district_map d ON d.division_code = p.residence_division
-    WHERE population.is_resident_on(p.death_date, p.population_status, p.sex, p.birth_date, %(as_of)s::date)
+WITH resident AS (  -- (summed per division first, then per district: see population_by_district_sex_age.sql)
+    SELECT d.district_code, c.registration, sum(c.population) AS population
+    FROM (
+        SELECT p.residence_division,
+               CASE WHEN coalesce(p.is_registered, false) THEN 'registered' ELSE 'non_registered' END AS registration,
+               sum(p.persons) AS population
+        FROM population.resident_cell p
+        WHERE population.is_resident_on(p.death_date, p.population_status, p.sex, p.birth_date, %(as_of)s::date)
+        GROUP BY 1, 2
+    ) c
+    JOIN publish_work.district_map d ON d.division_code = c.residence_division
     GROUP BY 1, 2
 ),
 grid AS (

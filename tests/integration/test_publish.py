@@ -217,6 +217,53 @@ def test_registered_totals_agree_with_the_age_table(warehouse):
     assert a.sum() > 5000 and (a == b).all()
 
 
+# the age bands as age() defines them: the reference the dataset's binary search over band limits must equal
+AGE_BAND_REFERENCE = """
+SELECT d.district_code, p.sex AS sex_code,
+       least(floor(date_part('year', age(%(as_of)s::date, p.birth_date)) / 5), 17)::int AS band, count(*) AS n
+FROM population.person p JOIN publish_work.district_map d ON d.division_code = p.residence_division
+WHERE population.is_resident_on(p.death_date, p.population_status, p.sex, p.birth_date, %(as_of)s::date)
+GROUP BY 1, 2, 3
+"""
+
+
+@pytest.mark.parametrize("as_of", ["2024-02-28", "2024-02-29", "2024-03-01", "2025-02-28", "2025-03-01",
+                                   "2026-01-05", "2026-12-31"])
+def test_age_bands_are_those_of_age_on_every_birthday_boundary(warehouse, as_of):
+    """population_by_district_sex_age places each person in the band age() gives, for persons born on, one and two
+    days around every fifth birthday limit of the as-of date, and on leap days (the query finds the band by a
+    binary search among the limits; a person born on 29 February has a birthday on 28 February or 1 March)."""
+    url, run_id = warehouse
+    day = date.fromisoformat(as_of)
+    with connect(url) as conn:
+        conn.execute("""
+            INSERT INTO population.person (id_type, id_number, name, sex, birth_date, residence_division,
+                                           population_status, row_hash, valid_from, created_run_id, updated_run_id)
+            SELECT 'RIC', 'B' || row_number() OVER (), '边界' || b, '1', b, '310115', 'active', md5(b::text), now(),
+                   %(run)s, %(run)s
+            FROM (SELECT DISTINCT b FROM (
+                SELECT (%(day)s::date - make_interval(years => 5 * k))::date + o AS b
+                FROM generate_series(1, 18) k, generate_series(-2, 2) o
+                UNION ALL
+                SELECT make_date(y, 2, 29) FROM generate_series(1940, 2024, 4) y
+                UNION ALL
+                SELECT make_date(y, m, d) FROM generate_series(1938, 2025) y, (VALUES (2, 28), (3, 1)) md (m, d)
+            ) x WHERE b <= %(day)s::date) y""", {"day": day, "run": run_id})
+        flow.refresh_district_map(conn)
+        ds = {d.code: d for d in load_datasets()}[POP]
+        got = pd.DataFrame(conn.execute(sql.SQL(ds.sql), {"as_of": day}).fetchall(), columns=ds.sql_columns)
+        ref = pd.DataFrame(conn.execute(AGE_BAND_REFERENCE, {"as_of": day}).fetchall(),
+                           columns=["district_code", "sex_code", "band", "n"])
+    labels = {b: "85+" if b == 17 else f"{b * 5:02d}-{b * 5 + 4:02d}" for b in range(18)}
+    ref["age_band"] = ref["band"].map(labels)
+    expected = ref.groupby(["district_code", "sex_code", "age_band"])["n"].sum()
+    counted = got.set_index(["district_code", "sex_code", "age_band"])["population"].astype(int)
+    expected = expected.astype(int)
+    assert counted.sum() == expected.sum() > 6000 / 2
+    assert (counted.reindex(expected.index) == expected).all()
+    assert (counted.drop(expected.index) == 0).all()
+
+
 # the function that defines each shared universe (migration 0021); every dataset of that universe calls it
 UNIVERSE_FUNCTION = {"resident_population": "population.is_resident_on(",
                      "foreign_residents": "population.is_present_on("}
