@@ -9,7 +9,7 @@
 -- %(as_of)s, computed once, in a subquery), not an age() per cell (age() >= 5k years exactly when birth_date <= the
 -- limit k, leap days included: a test compares the two over every birth date); and the cells are summed per
 -- division first (a few hundred groups), which are then mapped to their district, rather than each cell joined to
--- the map. Both halved the query at 4M residents (1.5 -> 0.7 s). The sums are then set on the grid.
+-- the map. Together they took the query at 4M residents from 1.0-1.6 s to 0.6 s. The sums are then set on the grid.
 WITH resident AS (
     SELECT d.district_code, c.sex_code, c.band, sum(c.population) AS population
     FROM (
