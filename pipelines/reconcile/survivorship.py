@@ -80,11 +80,13 @@ def golden_query(authorities: list[AttributeAuthority], every_person: bool = Fal
         picks.append(sql.SQL("b.{vals}[b.{at}] AS {name}").format(vals=vals, at=at,
                                                                  name=sql.Identifier(auth.attribute)))
         picks.append(sql.SQL("b.ids_[b.{at}] AS {name}").format(at=at, name=sql.Identifier(f"src_{auth.attribute}")))
-    # row_hash: the hash of the person's identity and values (what SCD2 compares), taken on the way in
+    # row_hash: the hash of the person's identity and values (what SCD2 compares), taken on the way in, by the same
+    # function as a statement's (population.values_hash, migration 0022: its arguments are the identity, then the
+    # golden attributes in this order)
     return sql.SQL(
         "CREATE TEMP TABLE golden ON COMMIT DROP AS "
         "SELECT g.*, CASE WHEN coalesce(p.person_id, n.person_id) IS NOT NULL "
-        "THEN md5(row(coalesce(p.id_type, n.id_type), coalesce(p.id_number, n.id_number), {vals})::text) END "
+        "THEN population.values_hash(coalesce(p.id_type, n.id_type), coalesce(p.id_number, n.id_number), {vals}) END "
         "AS row_hash, n.person_id IS NOT NULL AS new_person "
         "FROM (SELECT b.person_id, {picks}, b.first_update, b.last_update "
         "      FROM (SELECT a.person_id, a.ids_, {places}, a.first_update, a.last_update "

@@ -1,13 +1,15 @@
 -- The accepted rows of the run (no reject reason), normalised into the shape of population.source_record, with the
--- hash of their normalised content. A temporary table for the rest of the reconciliation transaction.
--- Written once (the hash computed on the way in rather than by an UPDATE of every row afterwards), by a plan the
--- parallel workers can run whole (the run's start comes from a scalar subquery, not a join above the Gather).
+-- hash of their normalised content (population.values_hash, migration 0022: a 64-bit hash of the values' row, not
+-- md5 of the row as text, which took 4.7 of this step's 11.5 s at 1M residents). A temporary table for the rest of
+-- the reconciliation transaction. Written once (the hash computed on the way in rather than by an UPDATE of every
+-- row afterwards), by a plan the parallel workers can run whole (the run's start comes from a scalar subquery, not a
+-- join above the Gather).
 CREATE TEMP TABLE candidate ON COMMIT DROP AS
 SELECT n.*,
-       md5(row(n.id_type, n.id_number, n.name, n.sex, n.birth_date, n.ethnicity, n.nationality, n.hukou_division,
-               n.hukou_address, n.residence_division, n.residence_address, n.residence_permit_no, n.population_status,
-               n.death_date, n.marital_status, n.employer, n.employer_uscc, n.social_insurance_status,
-               n.education_level, n.school)::text) AS row_hash
+       population.values_hash(n.id_type, n.id_number, n.name, n.sex, n.birth_date, n.ethnicity, n.nationality,
+               n.hukou_division, n.hukou_address, n.residence_division, n.residence_address, n.residence_permit_no,
+               n.population_status, n.death_date, n.marital_status, n.employer, n.employer_uscc,
+               n.social_insurance_status, n.education_level, n.school) AS row_hash
 FROM (
     SELECT s.run_id, s.source_id, s.seq, s.department, population.norm_text(s.source_key) AS source_key,
            coalesce(s.source_updated_at,

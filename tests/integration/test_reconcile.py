@@ -499,3 +499,28 @@ def test_first_load_golden_reads_every_person_and_agrees_with_the_touched_form(c
         text for text, _n, _t in statements if step == "survivorship.golden_query"))
     assert len(golden) == 1 and "touched" not in golden[0]
     assert one(url, "SELECT count(*) FROM population.person") == [(2,)]
+
+
+def test_stored_hashes_are_those_migration_0022_recomputes(day1):
+    """Every values hash the pipeline stores (statements, crosswalk, persons, versions) is what
+    population.rehash_values() — the migration that replaced md5 — makes of the same values: a warehouse migrated
+    from the md5 hashes compares like with like on its next run (an unchanged re-delivery stays a duplicate, an
+    unchanged person gets no new version)."""
+    url, run1, _ = day1
+    hashes = ("SELECT 'sr', source_record_id::text, row_hash FROM population.source_record"
+              " UNION ALL SELECT 'x', source_id || '/' || source_key, current_row_hash FROM population.person_xref"
+              " UNION ALL SELECT 'p', person_id::text, row_hash FROM population.person"
+              " UNION ALL SELECT 'h', person_id || '/' || version, row_hash FROM population.person_history"
+              " ORDER BY 1, 2")
+    before = one(url, hashes)
+    assert {kind for kind, _, _ in before} == {"sr", "x", "p", "h"}
+    assert all(h and len(h) <= 16 and int(h, 16) >= 0 for _, _, h in before)  # 64-bit hex, not md5's 32 digits
+    with connect(url) as conn:
+        conn.execute("SELECT population.rehash_values()")
+    assert one(url, hashes) == before
+    # pinned: the same values give the same hash on every server the warehouse may move to (hash_record_extended
+    # is what hash partitioning relies on, stable across PostgreSQL versions; a failure here means stored hashes
+    # would not match after a move, and population.rehash_values() must be run there)
+    assert one(url, "SELECT population.values_hash('RIC', '310101198001011234', '张三', '1', '1980-01-01', '汉族',"
+                    " NULL, '310101', NULL, '310104', NULL, NULL, 'active', NULL, NULL, NULL, NULL, NULL, NULL,"
+                    " NULL)") == [("e6a5ab3ae18d953",)]
