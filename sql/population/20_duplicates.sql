@@ -18,7 +18,7 @@ SELECT %(run_id)s, source_id, seq, 'superseded_in_run', 'seq ' || kept_seq
 FROM ranked WHERE rn > 1;
 
 DELETE FROM candidate c USING staging.population_duplicate d
-WHERE d.run_id = %(run_id)s AND d.source_id = c.source_id AND d.seq = c.seq;
+WHERE d.run_id = %(run_id)s AND d.kind = 'superseded_in_run' AND d.source_id = c.source_id AND d.seq = c.seq;
 
 -- The crosswalk row of each of the run's keys that has one (a key with statements has one), naming the key's latest
 -- recorded statement: one primary-key probe per key (50_statements uses it too). Each key is one candidate now.
@@ -49,5 +49,7 @@ FROM candidate c
 JOIN earlier prev ON prev.source_id = c.source_id AND prev.source_key = c.source_key
 WHERE prev.row_hash = c.row_hash;
 
+-- (by kind: the ones just found, so that when there are none — every full load — the join's hash side is empty and
+-- the candidates are not read at all; 0.8 s at 1M)
 DELETE FROM candidate c USING staging.population_duplicate d
-WHERE d.run_id = %(run_id)s AND d.source_id = c.source_id AND d.seq = c.seq;
+WHERE d.run_id = %(run_id)s AND d.kind = 'unchanged_redelivery' AND d.source_id = c.source_id AND d.seq = c.seq;

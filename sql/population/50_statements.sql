@@ -6,9 +6,12 @@
 -- no statement is ever updated (a flag on the statements, cleared on the one a newer statement replaced, cost an
 -- update of every index of the table per changed key: 15 s of a daily run on a 4M-resident warehouse).
 
--- per candidate: is it a new statement (an earlier attempt of this run has not recorded it), and is it then the
--- latest of its key (later than the key's latest recorded statement, which the crosswalk names: run_key, made by
--- 20_duplicates — the statements themselves are not read)?
+-- the candidates that are not simply a new statement of a key the crosswalk does not hold yet: per such candidate,
+-- is it a new statement (an earlier attempt of this run has not recorded it), and is it then the latest of its key
+-- (later than the key's latest recorded statement, which the crosswalk names: run_key, made by 20_duplicates — the
+-- statements themselves are not read)? Every other candidate is new and the latest of a key the crosswalk will
+-- insert: on a full load that is every candidate, and this table is empty (it held a row per candidate, and the
+-- steps below joined all of them twice: 4-6 s of a 1M full load).
 CREATE TEMP TABLE keyed ON COMMIT DROP AS
 SELECT source_id, seq, source_key, prior_id, is_new,
        is_new AND (prior_id IS NULL OR (c_updated, c_run, seq) > (p_updated, p_run, p_seq)) AS wins
@@ -20,6 +23,7 @@ FROM (
     FROM candidate c
     LEFT JOIN run_key p ON p.source_id = c.source_id AND p.source_key = c.source_key
     LEFT JOIN population.source_record e ON e.run_id = c.run_id AND e.source_id = c.source_id AND e.seq = c.seq
+    WHERE p.source_id IS NOT NULL OR e.source_record_id IS NOT NULL
 ) x;
 ANALYZE keyed;
 
@@ -40,8 +44,8 @@ WITH ins AS (
         c.residence_permit_no, c.population_status, c.death_date, c.marital_status, c.employer, c.employer_uscc,
         c.social_insurance_status, c.education_level, c.school
     FROM candidate c
-    JOIN keyed k ON k.source_id = c.source_id AND k.seq = c.seq
-    WHERE k.is_new  -- (is_new: not recorded by an earlier attempt of the run, so no ON CONFLICT needed)
+    -- (not recorded by an earlier attempt of the run, so no ON CONFLICT needed)
+    WHERE NOT EXISTS (SELECT 1 FROM keyed k WHERE k.source_id = c.source_id AND k.seq = c.seq AND NOT k.is_new)
     RETURNING source_id, seq, source_record_id, source_key, department, person_id, match_method, source_updated_at,
               run_id, row_hash
 )
@@ -59,7 +63,9 @@ SELECT k.person_id FROM run_key k JOIN candidate c USING (source_id, source_key)
 -- a third of the statement on a full load, where every key is new). Which keys it holds (held) is known from
 -- run_key, read before either writes: an INSERT whose anti-join reads the table it inserts into was planned, on an
 -- emptied and vacuumed crosswalk (0 rows known), as a nested loop scanning the growing table once per inserted
--- row — quadratic.
+-- row — quadratic. latest: the keys of keyed (a held key, or one whose statement an earlier attempt recorded),
+-- with their latest statement, new or prior; the statements of the other keys are inserted straight from
+-- inserted below.
 CREATE TEMP TABLE latest ON COMMIT DROP AS
 SELECT l.*, x.source_id IS NOT NULL AS held
 FROM (
@@ -89,4 +95,9 @@ INSERT INTO population.person_xref (source_id, source_key, department, person_id
 SELECT l.source_id, l.source_key, l.department, l.person_id, l.match_method, %(run_id)s, %(run_id)s,
        l.record_id, l.updated_at, l.run_id, l.seq, l.row_hash
 FROM latest l
-WHERE NOT l.held;
+WHERE NOT l.held
+UNION ALL
+SELECT i.source_id, i.source_key, i.department, i.person_id, i.match_method, %(run_id)s, %(run_id)s,
+       i.source_record_id, i.source_updated_at, i.run_id, i.seq, i.row_hash
+FROM inserted i
+WHERE NOT EXISTS (SELECT 1 FROM keyed k WHERE k.source_id = i.source_id AND k.seq = i.seq);
