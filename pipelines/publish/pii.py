@@ -202,14 +202,24 @@ def scan_rows(conn: Connection, table: sql.Composable, columns: list[str], datab
     values are not looked up among the persons' identifiers (None: they are)."""
     if not columns:
         return []
+    values = sql.SQL(" UNION ALL ").join(
+        sql.SQL("SELECT {name} AS col, b.{c}::text AS val FROM {t} b WHERE b.{c} IS NOT NULL").format(
+            name=sql.Literal(col), c=sql.Identifier(col), t=table)
+        for col in columns
+    )
+    # The patterns are tested once per distinct value of a column, each value counting for the rows that hold it: a
+    # release's columns hold few distinct values (codes, labels, bands), and the regular expressions were the cost
+    # (every pattern on every row's every column: 2.1 s of a 196k-row record-level sample's review at 1M residents)
     exprs, keys = [], []
     for col in columns:
         for name, pattern in PATTERNS.items():
-            exprs.append(sql.SQL("count(*) FILTER (WHERE {c}::text ~ {p})").format(
-                c=sql.Identifier(col), p=sql.Literal(pattern)))
+            exprs.append(sql.SQL("coalesce(sum(d.n) FILTER (WHERE d.col = {name} AND d.val ~ {p}), 0)").format(
+                name=sql.Literal(col), p=sql.Literal(pattern)))
             keys.append((col, name))
-    counts = conn.execute(sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(exprs), table)).fetchone()
-    hits = [{"column": col, "pattern": name, "rows": n} for (col, name), n in zip(keys, counts) if n]
+    counts = conn.execute(sql.SQL(
+        "SELECT {} FROM (SELECT bv.col, bv.val, count(*) AS n FROM ({}) bv GROUP BY bv.col, bv.val) d"
+    ).format(sql.SQL(", ").join(exprs), values)).fetchone()
+    hits = [{"column": col, "pattern": name, "rows": int(n)} for (col, name), n in zip(keys, counts) if n]
     if database in IDENTIFIER_COLUMNS and not identifier_free(read):
         # Values of the release that are a person's identifier in the source database. The release's distinct
         # values (few: codes, labels, counts; tens of thousands at most for a record-level sample) are read first;
@@ -220,11 +230,6 @@ def scan_rows(conn: Connection, table: sql.Composable, columns: list[str], datab
         # release column are then counted from the values that hit.
         source, ident_cols = IDENTIFIER_COLUMNS[database]
         src = sql.Identifier(*source.split("."))
-        values = sql.SQL(" UNION ALL ").join(
-            sql.SQL("SELECT {name} AS col, b.{c}::text AS val FROM {t} b WHERE b.{c} IS NOT NULL").format(
-                name=sql.Literal(col), c=sql.Identifier(col), t=table)
-            for col in columns
-        )
         (distinct,) = conn.execute(sql.SQL("SELECT array_agg(DISTINCT val) FROM ({}) bv").format(values)).fetchone()
         if not distinct:
             return hits

@@ -364,6 +364,15 @@ def test_pii_scan_blocks_a_dataset_whose_sql_leaks_an_id_number_and_a_phone(ware
     hits = {(h["column"], h["pattern"]) for c in review["checks"] if c["check"] == "pii_scan_rows"
             for h in c["hits"]}
     assert ("note", "id_number_18") in hits and ("contact", "mobile_phone") in hits
+    # counted in rows (the patterns are tested once per distinct value, each counting for the rows that hold it:
+    # the phone number is one value on every row, the ID numbers one per row)
+    rows_hit = {(h["column"], h["pattern"]): h["rows"] for c in review["checks"] if c["check"] == "pii_scan_rows"
+                for h in c["hits"]}
+    with connect(url) as conn:
+        (districts,) = conn.execute(
+            "SELECT count(DISTINCT d.district_code) FROM population.person p JOIN publish_work.district_map d"
+            " ON d.division_code = p.residence_division WHERE p.id_type = 'RIC'").fetchone()
+    assert districts > 1 and rows_hit[("contact", "mobile_phone")] == rows_hit[("note", "id_number_18")] == districts
     assert ("note", "identifier_value") in hits  # equal to a golden person's ID number
     assert {b["code"] for b in review["blocked_by"]} == {"pii_in_rows"}
     directory = Path(r["directory"])
