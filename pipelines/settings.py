@@ -29,6 +29,7 @@ Nothing else in the package reads ``os.environ`` directly.
 | ``API_KEYS_FILE``      | ``<local>/api_keys.yaml``                                 | keys of authorised departments (有条件开放)     |
 | ``VERIFY_RATE_PER_MINUTE`` | ``60``                                                | identity verifications per client per minute  |
 | ``QUALITY_GATE_SCOPE`` | ``auto``                                                  | ``table``: every row; ``run``: the rows the run wrote; ``auto``: ``run`` unless the run wrote ≥ 20 % of a table |
+| ``RECONCILE_PARTITIONS`` | ``2``                                                   | backends reconciling a first load at once (1 = one transaction); about the database server's cores |
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ class Settings:
     suppression_threshold: int
     k_anonymity: int
     quality_gate_scope: str
+    reconcile_partitions: int
     api_host: str
     api_port: int
     api_keys_file: Path
@@ -130,6 +132,7 @@ def load() -> Settings:
         suppression_threshold=int(_env("SUPPRESSION_THRESHOLD", "10")),
         k_anonymity=int(_env("K_ANONYMITY", "5")),
         quality_gate_scope=_env("QUALITY_GATE_SCOPE", "auto"),
+        reconcile_partitions=max(1, int(_env("RECONCILE_PARTITIONS", "2"))),
         api_host=_env("API_HOST", "127.0.0.1"),
         api_port=int(_env("API_PORT", "8000")),
         api_keys_file=Path(_env("API_KEYS_FILE", str(local / "api_keys.yaml"))),

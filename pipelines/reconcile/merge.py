@@ -18,6 +18,7 @@ from sqlalchemy import URL
 
 from pipelines.reconcile import survivorship
 from pipelines.registry import load_authority
+from pipelines.settings import settings
 from pipelines.warehouse import connect, run_script, sql_file
 
 log = logging.getLogger(__name__)
@@ -121,22 +122,73 @@ CELL_TRIGGERS = ("resident_cell_insert", "resident_cell_update", "resident_cell_
 CELL_STEP = "survivorship.scd2_merge"
 
 
+# Held (session-level) by every reconciliation: one at a time, and a partitioned first load's clean-up
+# (partitioned.recover) never runs beside the load it cleans up after.
+RECONCILE_LOCK = 7364002
+
+
 class AccountingError(RuntimeError):
     """A source's rows do not add up: received != merged + quarantined + duplicates."""
 
 
 def reconcile_run(run_id: int, url: URL | None = None,
                   on_step: Callable[[str, float, list[tuple[str, int, float]]], None] | None = None,
-                  ) -> dict[str, dict[str, int]]:
+                  partitions: int | None = None) -> dict[str, dict[str, int]]:
     """Merge the run's accepted rows; return the row accounting per source.
 
     ``on_step(step, seconds, statements)``, when given, is called after each step with its statements'
-    (text, rowcount, seconds): the benchmark's timing hook; it changes nothing else."""
+    (text, rowcount, seconds): the benchmark's timing hook; it changes nothing else.
+
+    ``partitions`` (default: RECONCILE_PARTITIONS): how many backends reconcile a load into an empty warehouse at
+    once (pipelines/reconcile/partitioned.py); any other run, or 1, is one transaction."""
+    from pipelines.reconcile import partitioned
+
     authorities = load_authority()
+    partitions = settings.reconcile_partitions if partitions is None else partitions
+    with connect(url, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (RECONCILE_LOCK,))  # (released with the session)
+        partitioned.recover(conn)
+        if partitions > 1 and partitioned.warehouse_empty(conn):
+            partitioned.reconcile_first_load(conn, url, run_id, authorities, partitions, on_step)
+        else:
+            _reconcile_in_one_transaction(conn, run_id, authorities, on_step)
+        rows = conn.execute(
+            "SELECT source_id, received, merged, quarantined, duplicates FROM audit.row_accounting"
+            " WHERE run_id = %s ORDER BY source_id",
+            (run_id,),
+        ).fetchall()
+    return {r[0]: {"received": r[1], "merged": r[2], "quarantined": r[3], "duplicates": r[4]} for r in rows}
+
+
+def set_session(conn) -> None:
+    """SESSION_SETTINGS for the transaction just begun (or beginning) on ``conn``."""
+    for name, value in SESSION_SETTINGS.items():
+        conn.execute("SELECT set_config(%s, %s, true)", (name, value))
+
+
+def run_step(conn, name: str, script, params: dict, record) -> None:
+    """One step's statements, under its STEP_SETTINGS (put back after it); ``record`` as run_script's on_statement."""
+    restore = {}
+    for setting, value in STEP_SETTINGS.get(name, {}).items():
+        (restore[setting],) = conn.execute("SELECT current_setting(%s)", (setting,)).fetchone()
+        conn.execute("SELECT set_config(%s, %s, true)", (setting, value))
+    run_script(conn, script, params, on_statement=record)
+    for setting, value in restore.items():
+        conn.execute("SELECT set_config(%s, %s, true)", (setting, value))
+
+
+def account(conn, run_id: int, step) -> None:
+    """The row accounting (90_accounting.sql) through ``step(name, script)``; AccountingError if it does not add up."""
+    try:
+        step("population/90_accounting.sql", sql_file("population/90_accounting.sql"))
+    except Exception as exc:  # the CHECK constraint names the violated rule
+        raise AccountingError(f"run {run_id}: rows do not add up: {exc}") from exc
+
+
+def _reconcile_in_one_transaction(conn, run_id: int, authorities, on_step) -> None:
     params = {"run_id": run_id}
-    with connect(url) as conn, conn.transaction():
-        for name, value in SESSION_SETTINGS.items():
-            conn.execute("SELECT set_config(%s, %s, true)", (name, value))
+    with conn.transaction():
+        set_session(conn)
 
         bulk = False
         dropped: dict[tuple[str, str], list[str]] = {}  # (kind, name) -> statements restoring it, while dropped
@@ -156,13 +208,7 @@ def reconcile_run(run_id: int, url: URL | None = None,
                 triggers = drop_cell_triggers(conn)
                 if record:
                     record("drop resident_cell triggers (bulk load)", 0, time.perf_counter() - t0)
-            restore = {}
-            for setting, value in STEP_SETTINGS.get(name, {}).items():
-                (restore[setting],) = conn.execute("SELECT current_setting(%s)", (setting,)).fetchone()
-                conn.execute("SELECT set_config(%s, %s, true)", (setting, value))
-            run_script(conn, script, params, on_statement=record)
-            for setting, value in restore.items():
-                conn.execute("SELECT set_config(%s, %s, true)", (setting, value))
+            run_step(conn, name, script, params, record)
             if bulk and name == CELL_STEP:
                 t0 = time.perf_counter()
                 for statement in triggers:
@@ -208,16 +254,7 @@ def reconcile_run(run_id: int, url: URL | None = None,
             if on_step is not None:
                 on_step("prewarm rebuilt indexes (bulk load)", time.perf_counter() - t0,
                         [(f"pg_prewarm {', '.join(loaded) or '(skipped)'}", len(loaded), time.perf_counter() - t0)])
-        try:
-            step("population/90_accounting.sql", sql_file("population/90_accounting.sql"))
-        except Exception as exc:  # the CHECK constraint names the violated rule
-            raise AccountingError(f"run {run_id}: rows do not add up: {exc}") from exc
-        rows = conn.execute(
-            "SELECT source_id, received, merged, quarantined, duplicates FROM audit.row_accounting"
-            " WHERE run_id = %s ORDER BY source_id",
-            (run_id,),
-        ).fetchall()
-    return {r[0]: {"received": r[1], "merged": r[2], "quarantined": r[3], "duplicates": r[4]} for r in rows}
+        account(conn, run_id, step)
 
 
 def is_bulk_load(conn) -> bool:

@@ -426,18 +426,19 @@ def test_the_weekly_snapshot_day_is_the_runs_data_day_in_shanghai(clean_warehous
         assert is_snapshot_day(monday, conn) and not is_snapshot_day(sunday, conn)
 
 
-def test_step_settings_hold_for_their_step_only(clean_warehouse, monkeypatch):
+@pytest.mark.parametrize("partitions", [1, 2])
+def test_step_settings_hold_for_their_step_only(clean_warehouse, monkeypatch, partitions):
     """STEP_SETTINGS: the discrepancy query runs with JIT off (its compile time exceeded what it saved); every other
-    step keeps the session's setting, on before it and on again after it."""
+    step keeps the session's setting, on before it and on again after it — in each backend of a partitioned load."""
     from pipelines.reconcile import merge
 
     url = clean_warehouse
     assert merge.STEP_SETTINGS["survivorship.discrepancy_query"] == {"jit": "off"}
-    seen = []
+    seen: dict[int, list[str]] = {}  # backend -> jit at each step, in order
     original = merge.run_script
 
     def spy(conn, script, params=None, on_statement=None):
-        seen.append(conn.execute("SHOW jit").fetchone()[0])
+        seen.setdefault(conn.info.backend_pid, []).append(conn.execute("SHOW jit").fetchone()[0])
         return original(conn, script, params, on_statement=on_statement)
 
     monkeypatch.setattr(merge, "run_script", spy)
@@ -445,11 +446,13 @@ def test_step_settings_hold_for_their_step_only(clean_warehouse, monkeypatch):
     run1 = day_run(url, DAY1)
     stage(url, run1, "psb_hukou", "psb", [{**PSB_A, "updated": 9}])
     validate_run(run1, (DAY1 + timedelta(days=1)).date(), url)
-    reconcile_run(run1, url)
-    steps = [*merge.STEPS, "survivorship.golden_query", "survivorship.scd2_merge", "survivorship.discrepancy_query",
-             "population/90_accounting.sql"]
-    assert dict(zip(steps, seen, strict=True)) == {s: "off" if s == "survivorship.discrepancy_query" else "on"
-                                                   for s in steps}
+    reconcile_run(run1, url, partitions=partitions)
+    sliced = ["population/50_statements.sql", "survivorship.golden_query", "survivorship.scd2_merge",
+              "survivorship.discrepancy_query"]
+    steps = [*merge.STEPS[:4], *sliced, "population/90_accounting.sql"]
+    expected = [steps] + [sliced] * (partitions - 1)  # (the main backend, then the other slices')
+    assert sorted(seen.values(), key=len, reverse=True) == [
+        ["off" if s == "survivorship.discrepancy_query" else "on" for s in backend] for backend in expected]
 
 
 def test_each_change_opens_the_next_version(day1):
@@ -524,3 +527,113 @@ def test_stored_hashes_are_those_migration_0022_recomputes(day1):
     assert one(url, "SELECT population.values_hash('RIC', '310101198001011234', '张三', '1', '1980-01-01', '汉族',"
                     " NULL, '310101', NULL, '310104', NULL, NULL, 'active', NULL, NULL, NULL, NULL, NULL, NULL,"
                     " NULL)") == [("e6a5ab3ae18d953",)]
+
+
+def stage_city(url, persons: int = 60) -> int:
+    """A first day of ``persons`` residents known to psb and hrss (every fifth living elsewhere by hrss's record,
+    every seventh sent twice by psb), a few without ID matched on evidence or queued: staged and validated."""
+    run1 = day_run(url, DAY1)
+    psb, hrss, education = [], [], []
+    for j in range(persons):
+        body = f"310101{1950 + j % 50}{1 + j % 12:02d}{1 + j % 28:02d}{j % 1000:03d}"
+        number, name, sex = rid(body), f"居民{j}", "男" if int(body[16]) % 2 else "女"
+        birth = f"{body[6:10]}-{body[10:12]}-{body[12:14]}"
+        row = dict(source_key=f"P-{j}", id_type="RIC", id_number=number, name=name, sex=sex, birth_date=birth,
+                   hukou_division="310101", residence_division=f"3101{4 + j % 10:02d}", population_status="正常")
+        psb += [row, {**row, "updated": 10}] if j % 7 == 0 else [row]
+        hrss.append(dict(source_key=f"H-{j}", id_type="RIC", id_number=number, name=name, sex=sex, birth_date=birth,
+                         residence_division="310115" if j % 5 == 0 else row["residence_division"],
+                         employer=f"上海某某{j}有限公司"))
+        if j % 9 == 0:
+            education.append(dict(source_key=f"E-{j}", id_type="RIC", id_number=None, name=name, sex=sex,
+                                  birth_date=birth, residence_division=row["residence_division"], school="某中学"))
+    education.append(dict(source_key="E-X", id_type="RIC", id_number=None, name="无名", sex="女",
+                          birth_date="2010-05-05", residence_division="310110", school="杨浦小学"))
+    stage(url, run1, "psb_hukou", "psb", psb)
+    stage(url, run1, "hrss_employment", "hrss", hrss)
+    stage(url, run1, "education_student", "education", education)
+    validate_run(run1, (DAY1 + timedelta(days=1)).date(), url)
+    return run1
+
+
+STATEMENT_IDS = {"source_record_id", "current_record_id"}  # (and every src_<attribute>)
+
+
+def portable_snapshot(url) -> dict[str, list]:
+    """snapshot(), with every statement id replaced by the statement's (run, source, seq): the partitioned load
+    draws the ids in another order."""
+    from support import SNAPSHOT_QUERIES
+
+    with connect(url) as conn:
+        key = {i: (r, s, q) for i, r, s, q in conn.execute(
+            "SELECT source_record_id, run_id, source_id, seq FROM population.source_record").fetchall()}
+        out = {}
+        for name, query in SNAPSHOT_QUERIES.items():
+            cur = conn.execute(query)
+            cols = [d.name for d in cur.description]
+            out[name] = sorted(
+                (tuple(key.get(v) if c in STATEMENT_IDS or c.startswith("src_") else v for c, v in zip(cols, r))
+                 for r in cur.fetchall()), key=repr)
+    return out
+
+
+def test_a_partitioned_first_load_writes_what_one_transaction_writes(clean_warehouse):
+    """RECONCILE_PARTITIONS: a load into an empty warehouse reconciled by 1, 2 or 3 backends (more slices than
+    some have persons for) leaves the same persons, versions, statements, crosswalk, discrepancies, review rows,
+    cells and accounting, statement ids aside — and the same schema."""
+    from conftest import truncate_warehouse
+
+    url = clean_warehouse
+    schema = one(url, SCHEMA_OBJECTS)
+    results = []
+    for partitions in (1, 2, 3):
+        truncate_warehouse(url)
+        run1 = stage_city(url)
+        steps = []
+        accounting = reconcile_run(run1, url, partitions=partitions, on_step=lambda n, s, st: steps.append(n))
+        assert sum(s.startswith("slice ") for s in steps) == 4 * (partitions - 1)
+        results.append((accounting, portable_snapshot(url)))
+        assert one(url, SCHEMA_OBJECTS) == schema
+        assert one(url, "SELECT count(*) FROM population.bulk_load") == [(0,)]
+    assert results[0] == results[1] == results[2]
+    accounting, state = results[0]
+    assert len(state["person"]) == 60 and len(state["discrepancy"]) == 12 and len(state["review"]) == 1
+    assert accounting["psb_hukou"]["duplicates"] == 9
+
+
+@pytest.mark.parametrize("crash", [False, True])
+def test_a_failed_partitioned_load_leaves_an_empty_warehouse_and_a_rerun_completes(clean_warehouse, monkeypatch,
+                                                                                    crash):
+    """A partitioned load that fails after its slices committed (here: the row accounting) is undone — golden tables
+    empty, every dropped index, key, foreign key and trigger back — at once, or, when the process died before it
+    could (``crash``), by the next reconciliation, which then loads the run completely."""
+    from pipelines.reconcile import merge, partitioned
+
+    url = clean_warehouse
+    schema = one(url, SCHEMA_OBJECTS)
+    run1 = stage_city(url)
+
+    def fail(conn, run_id, step):
+        raise merge.AccountingError("injected")
+
+    monkeypatch.setattr(merge, "account", fail)
+    if crash:
+        monkeypatch.setattr(partitioned, "recover", lambda conn: None)
+    with pytest.raises(merge.AccountingError):
+        reconcile_run(run1, url, partitions=2)
+    if crash:  # the other slice's rows were committed; the row says how to undo them
+        assert one(url, "SELECT run_id FROM population.bulk_load") == [(run1,)]
+        assert one(url, "SELECT count(*) > 0 FROM population.person") == [(True,)]
+        assert one(url, SCHEMA_OBJECTS) != schema
+    else:
+        assert one(url, "SELECT count(*) FROM population.bulk_load") == [(0,)]
+        assert one(url, "SELECT (SELECT count(*) FROM population.person) + (SELECT count(*) FROM"
+                        " population.source_record) + (SELECT count(*) FROM population.person_xref)") == [(0,)]
+        assert one(url, SCHEMA_OBJECTS) == schema
+    monkeypatch.undo()
+    accounting = reconcile_run(run1, url, partitions=2)
+    assert one(url, SCHEMA_OBJECTS) == schema
+    assert one(url, "SELECT count(*) FROM population.person") == [(60,)]
+    assert sum(a["merged"] for a in accounting.values()) == one(
+        url, "SELECT count(*) FROM population.source_record")[0][0]
+    assert cells_disagreeing(url) == []

@@ -1,0 +1,280 @@
+"""A load into an empty warehouse (the first full load, the overnight rebuild) reconciled by several backends at once.
+
+PostgreSQL runs each ``INSERT … SELECT`` of the reconciliation in one process, so the one-transaction path keeps
+about 1.3 of the database server's cores busy. Here the work after the match — statements and crosswalk
+(50_statements), survivorship, the SCD2 merge, the discrepancies — is split by person into ``k`` slices, each
+reconciled by its own backend at the same time. docs/scaling.md ("Partitioned reconciliation") has the plan this
+implements and its measurements.
+
+Only for an empty warehouse (no statement, crosswalk row, person, version or retired person yet): no record key
+has a statement, so none changes person, nobody is orphaned, every candidate is its key's current statement, and
+a person's statements, crosswalk rows, versions and discrepancies are all written by the backend of its slice.
+
+1. **Drops, committed first.** The bulk path's indexes, keys, foreign keys and resident_cell triggers
+   (merge.BULK_DROP, merge.CELL_TRIGGERS) are dropped in a transaction of their own, which also writes
+   ``population.bulk_load`` with the statements that restore them. (Dropped inside the main transaction, their
+   exclusive locks would make the slices' inserts wait for its end.)
+2. **The match, in the main transaction** (candidates, duplicates, match by ID and by evidence: as always,
+   city-wide, the candidates' scan already in parallel workers). Its writes (the run's duplicates, review rows and
+   quarantine) stay uncommitted until the end.
+3. **The slices.** Person ids are drawn in ID-number order (30_match_by_id.sql); slice i is a range of them, so
+   two backends never insert into the same index pages. The main backend keeps slice 0 of its temporary tables
+   (``candidate``, ``new_person``, ``run_key``); each other slice is streamed to its backend with ``COPY … TO
+   STDOUT (FORMAT binary)`` → ``COPY … FROM STDIN`` (temporary tables are private to their session).
+4. **The slices at once**, one thread per backend, each in its own transaction: 50_statements, the golden query
+   (every person of its crosswalk: in an empty warehouse, its own slice's), the SCD2 merge, the discrepancies.
+   Only the main backend analyses the statements and the crosswalk (two ANALYZEs of one table wait for each
+   other's transaction: with the slices' commits held back, a deadlock no server would see).
+5. **Commit.** The other slices commit once every slice has succeeded; then the main transaction restores the
+   dropped objects (a duplicate key or a broken foreign key fails here, as on the one-transaction path), counts
+   ``resident_cell`` afresh, analyses, prewarms, checks the row accounting, deletes the ``bulk_load`` row and
+   commits.
+
+If anything fails, every open transaction rolls back and :func:`recover` empties the golden tables (empty before
+the load, written by nobody else: every reconciliation holds merge.RECONCILE_LOCK) and restores the dropped
+objects; a crash of the process leaves the ``bulk_load`` row, and the next reconciliation does the same first.
+Readers of the golden tables may see some slices' rows before the main transaction commits; the run is not
+successful (nor gated, nor published) until it does.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import psycopg
+from psycopg import sql
+from sqlalchemy import URL
+
+from pipelines.reconcile import merge, survivorship
+from pipelines.warehouse import connect, sql_file
+
+log = logging.getLogger(__name__)
+
+# written by the slices' backends: emptied by recover() (population.resident_cell follows population.person)
+SLICE_TABLES = ["population.source_record", "population.person_xref", "population.person", "population.person_history",
+                "population.discrepancy", "population.person_retired", "population.resident_cell"]
+MATCH_STEPS = merge.STEPS[:4]  # candidates, duplicates, match by ID, match by evidence: in the main transaction
+SLICED = ("candidate", "new_person")  # the main transaction's temporary tables a slice reads, by person ...
+WHOLE = ("run_key",)  # ... and whole (the crosswalk's rows of the run's keys: none in an empty warehouse)
+
+
+def warehouse_empty(conn) -> bool:
+    """Whether no statement, crosswalk row, person, version or retired person exists yet."""
+    (empty,) = conn.execute(
+        "SELECT NOT EXISTS (SELECT 1 FROM population.source_record) AND NOT EXISTS (SELECT 1 FROM population.person_xref)"
+        " AND NOT EXISTS (SELECT 1 FROM population.person) AND NOT EXISTS (SELECT 1 FROM population.person_history)"
+        " AND NOT EXISTS (SELECT 1 FROM population.person_retired)").fetchone()
+    return empty
+
+
+def recover(conn) -> int | None:
+    """Finish off an unfinished partitioned load (a ``population.bulk_load`` row): empty the golden tables, restore
+    the objects it dropped. Returns the run it cleaned up after, if any. ``conn`` is in autocommit mode and holds
+    merge.RECONCILE_LOCK."""
+    with conn.transaction():
+        row = conn.execute("SELECT run_id, restore FROM population.bulk_load ORDER BY run_id LIMIT 1").fetchone()
+        if row is None:
+            return None
+        run_id, restore = row
+        conn.execute(sql.SQL("TRUNCATE {}").format(
+            sql.SQL(", ").join(sql.Identifier(*t.split(".")) for t in SLICE_TABLES)))
+        for statement in restore:
+            conn.execute(statement)
+        conn.execute("DELETE FROM population.bulk_load WHERE run_id = %s", (run_id,))
+    log.warning("run %s: an unfinished partitioned load was undone (golden tables emptied, %d objects restored)",
+                run_id, len(restore))
+    return run_id
+
+
+def reconcile_first_load(conn, url: URL | None, run_id: int, authorities, k: int,
+                         on_step: Callable[[str, float, list[tuple[str, int, float]]], None] | None) -> None:
+    """Reconcile the run into the empty warehouse with ``k`` backends (see the module's docstring). ``conn``: the
+    main connection, in autocommit mode, holding merge.RECONCILE_LOCK."""
+    params = {"run_id": run_id}
+
+    def report(name: str, started: float, statements: list) -> None:
+        if on_step is not None:
+            on_step(name, time.perf_counter() - started, statements)
+
+    def timed(statements: list, text: str, action: Callable[[], int | None]) -> None:
+        t0 = time.perf_counter()
+        rows = action()
+        statements.append((text, rows or 0, time.perf_counter() - t0))
+
+    # 1. the drops, committed with the row that says how to undo them
+    started, statements = time.perf_counter(), []
+    with conn.transaction():
+        dropped: list[tuple[str, str, list[str]]] = []  # (kind, name, statements restoring it)
+        for step in merge.BULK_DROP:
+            for kind, obj in merge.BULK_DROP[step]:
+                t0 = time.perf_counter()
+                dropped.append((kind, obj, merge.DROPPERS[kind](conn, obj)))
+                statements.append((f"drop {kind} {obj} (bulk load)", 0, time.perf_counter() - t0))
+        t0 = time.perf_counter()
+        dropped.append(("resident_cell", "triggers", merge.drop_cell_triggers(conn)))
+        statements.append(("drop resident_cell triggers (bulk load)", 0, time.perf_counter() - t0))
+        # (restored indexes and keys first, then the foreign keys that need them, then the triggers)
+        dropped.sort(key=lambda d: (d[0] == merge.FOREIGN_KEYS) + 2 * (d[0] == "resident_cell"))
+        rebuilt = [obj for kind, obj, _ in dropped if kind in (merge.INDEX, merge.KEY)]
+        conn.execute("INSERT INTO population.bulk_load (run_id, restore) VALUES (%s, %s)",
+                     (run_id, [text for _, _, texts in dropped for text in texts]))
+    report("bulk load: drops committed", started, statements)
+
+    workers: list[psycopg.Connection] = []
+    try:
+        workers = [connect(url) for _ in range(k - 1)]
+        with conn.transaction():
+            merge.set_session(conn)
+            # 2. the match, city-wide
+            for name in MATCH_STEPS:
+                started, statements = time.perf_counter(), []
+                merge.run_step(conn, name, sql_file(name), params, lambda s, n, t: statements.append((s, n, t)))
+                report(name, started, statements)
+
+            # 3. the slices
+            started, statements = time.perf_counter(), []
+            bounds = slice_bounds(conn, k)
+            for i, worker in enumerate(workers, start=1):
+                merge.set_session(worker)
+                for table in SLICED + WHOLE:
+                    where = in_slice(bounds, i) if table in SLICED else sql.SQL("true")
+                    timed(statements, f"copy {table} slice {i + 1}/{k}",
+                          lambda t=table, w=where, c=worker: copy_temp_table(conn, c, t, w))
+                finish_slice(worker)
+            timed(statements, f"keep slice 1/{k}", lambda: keep_slice(conn, in_slice(bounds, 0)))
+            report("partitions: slices", started, statements)
+
+            # 4. the slices at once
+            started = time.perf_counter()
+            failures: list[BaseException] = []
+            threads = [threading.Thread(target=reconcile_slice, name=f"slice-{i + 1}",
+                                        args=(c, authorities, params, i, k, i == 0, on_step, failures))
+                       for i, c in enumerate([conn, *workers])]
+            for thread in threads[1:]:
+                thread.start()
+            threads[0].run()  # (the main connection's slice in this thread)
+            for thread in threads[1:]:
+                thread.join()
+            if failures:
+                raise failures[0]
+            report("partitions: all slices", started, [])
+
+            # 5. commit the slices, then restore, count, analyse, prewarm, account, commit
+            started, statements = time.perf_counter(), []
+            for i, worker in enumerate(workers, start=1):
+                timed(statements, f"commit slice {i + 1}/{k}", worker.commit)
+            for kind, obj, texts in dropped:
+                timed(statements, f"restore {kind} {obj} (bulk load)",
+                      lambda texts=texts: [conn.execute(text) for text in texts] and None)
+            timed(statements, "count population.resident_cell afresh (bulk load)",
+                  lambda: conn.execute("SELECT population.resident_cell_rebuild()").fetchone()[0])
+            for table in (*merge.BULK_ANALYZE["population/50_statements.sql"],
+                          *merge.BULK_ANALYZE["survivorship.scd2_merge"]):
+                timed(statements, f"analyze {table} (bulk load)",
+                      lambda t=table: conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(*t.split("."))))
+                      and None)
+            t0 = time.perf_counter()
+            loaded = merge.prewarm(conn, rebuilt + [i for i in merge.PREWARM_ALSO if i not in rebuilt])
+            statements.append((f"pg_prewarm {', '.join(loaded) or '(skipped)'}", len(loaded), time.perf_counter() - t0))
+            report("bulk load: restore", started, statements)
+
+            def step(name, script):
+                started, statements = time.perf_counter(), []
+                merge.run_step(conn, name, script, params, lambda s, n, t: statements.append((s, n, t)))
+                report(name, started, statements)
+
+            merge.account(conn, run_id, step)
+            conn.execute("DELETE FROM population.bulk_load WHERE run_id = %s", (run_id,))
+    except BaseException:
+        for worker in workers:
+            try:
+                worker.rollback()
+            except psycopg.Error:
+                log.warning("slice backend could not roll back (it will when its connection closes)")
+        try:
+            recover(conn)
+        except psycopg.Error:
+            log.exception("run %s: the partitioned load failed and could not be undone now; the next "
+                          "reconciliation undoes it first (population.bulk_load)", run_id)
+        raise
+    finally:
+        for worker in workers:
+            worker.close()
+
+
+def slice_bounds(conn, k: int) -> list[int]:
+    """k + 1 person ids: slice i holds bounds[i] <= person_id < bounds[i + 1] (the run's new persons split in k
+    equal ranges; every candidate's person is one of them in an empty warehouse, and the outer bounds are open)."""
+    (low, high) = conn.execute("SELECT min(person_id), max(person_id) FROM new_person").fetchone()
+    low, high = (low or 0), (high or 0)
+    inner = [low + (high - low + 1) * i // k for i in range(1, k)]
+    return [-2**63, *inner, 2**63 - 1]
+
+
+def in_slice(bounds: list[int], i: int) -> sql.Composable:
+    upper = sql.SQL("person_id < {}").format(sql.Literal(bounds[i + 1])) if i + 1 < len(bounds) - 1 else sql.SQL("true")
+    return sql.SQL("person_id >= {} AND {}").format(sql.Literal(bounds[i]), upper)
+
+
+def copy_temp_table(source, target, table: str, where: sql.Composable) -> int:
+    """Create ``table`` (a temporary table of ``source``'s session) in ``target``'s session with the same columns,
+    filled with the rows of ``source``'s that satisfy ``where``, streamed in PostgreSQL's binary format."""
+    columns = source.execute(
+        "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a"
+        " WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+        (f"pg_temp.{table}",)).fetchall()
+    target.execute(sql.SQL("CREATE TEMP TABLE {} ({}) ON COMMIT DROP").format(
+        sql.Identifier(table),
+        sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(kind)) for name, kind in columns)))
+    with source.cursor().copy(sql.SQL("COPY (SELECT * FROM {} WHERE {}) TO STDOUT (FORMAT binary)").format(
+            sql.Identifier(table), where)) as out, \
+            target.cursor().copy(sql.SQL("COPY {} FROM STDIN (FORMAT binary)").format(sql.Identifier(table))) as into:
+        for chunk in out:
+            into.write(chunk)
+    (rows,) = target.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()
+    return rows
+
+
+def finish_slice(conn) -> None:
+    """What 30_match_by_id and the later steps expect of the copied tables: new_person's key, statistics."""
+    conn.execute("CREATE UNIQUE INDEX ON new_person (person_id)")
+    for table in SLICED + WHOLE:
+        conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
+
+
+def keep_slice(conn, where: sql.Composable) -> int:
+    """The main session's own slice: its temporary tables keep the rows of slice 0 only, in the order they had."""
+    kept = 0
+    for table in SLICED:
+        part = sql.Identifier(f"{table}_slice")
+        cur = conn.execute(sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT * FROM {} WHERE {}").format(
+            part, sql.Identifier(table), where))
+        kept += cur.rowcount
+        conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(table)))
+        conn.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(part, sql.Identifier(table)))
+    finish_slice(conn)
+    return kept
+
+
+def reconcile_slice(conn, authorities, params: dict, i: int, k: int, main: bool, on_step,
+                    failures: list[BaseException]) -> None:
+    """Statements, survivorship, SCD2 merge and discrepancies of one slice, in ``conn``'s open transaction."""
+    try:
+        for name, script in (("population/50_statements.sql", sql_file("population/50_statements.sql")),
+                             ("survivorship.golden_query", survivorship.golden_query(authorities, every_person=True)),
+                             ("survivorship.scd2_merge", survivorship.scd2_merge()),
+                             ("survivorship.discrepancy_query", survivorship.discrepancy_query(authorities))):
+            started, statements = time.perf_counter(), []
+            merge.run_step(conn, name, script, params, lambda s, n, t: statements.append((s, n, t)))
+            if main:
+                for table in merge.BULK_ANALYZE.get(name, []) if name == "population/50_statements.sql" else []:
+                    t0 = time.perf_counter()
+                    conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(*table.split("."))))
+                    statements.append((f"analyze {table} (bulk load)", 0, time.perf_counter() - t0))
+            if on_step is not None:
+                on_step(name if main else f"slice {i + 1}/{k}: {name}", time.perf_counter() - started, statements)
+    except BaseException as exc:  # (re-raised by the main thread)
+        failures.append(exc)
