@@ -288,7 +288,7 @@ def markdown(results: list[BaseResult], info: dict[str, Any], when: str, command
         "quarantine of the rejected rows (rows checked); **reconcile** = `reconcile_run`, every SQL step of sql/population/ and "
         "pipelines/reconcile/survivorship.py timed (rows received; a full load, into an empty warehouse, is "
         "reconciled in slices by person after the match — pipelines/reconcile/partitioned.py — so the steps named "
-        "`slice 2/2: …` ran at the same time as the main backend's, and `partitions: all slices` is their wall time); "
+        "`slice 2/2: …` ran at the same time as the main backend's, and `partitions: all slices` is their wall time, from the first slice's copy on); "
         "**quality gate** = `run_gate`, Data Docs and "
         "scorecard included, over the whole golden tables on the full load and over the rows the run wrote on the "
         "increment (scope 'auto', docs/quality.md; rows = persons validated); **publish** = what the "

@@ -18,8 +18,8 @@ a person's statements, crosswalk rows, versions and discrepancies are all writte
    city-wide, the candidates' scan already in parallel workers). Its writes (the run's duplicates, review rows and
    quarantine) stay uncommitted until the end.
 3. **The slices.** Person ids are drawn in ID-number order (30_match_by_id.sql); slice i is a range of them, so
-   two backends never insert into the same index pages. The main backend keeps slice 0 of its temporary tables
-   (``candidate``, ``new_person``, ``run_key``); each other slice is streamed to its backend with ``COPY … TO
+   two backends never insert into the same index pages. The main backend keeps slice 1 of its temporary tables
+   (``candidate``, ``new_person``: views of their slice; ``run_key``); each other slice is streamed to its backend with ``COPY … TO
    STDOUT (FORMAT binary)`` → ``COPY … FROM STDIN`` (temporary tables are private to their session).
 4. **The slices at once**, one thread per backend, each in its own transaction: 50_statements, the golden query
    (every person of its crosswalk: in an empty warehouse, its own slice's), the SCD2 merge, the discrepancies.
@@ -124,6 +124,7 @@ def reconcile_first_load(conn, url: URL | None, run_id: int, authorities, k: int
     report("bulk load: drops committed", started, statements)
 
     workers: list[psycopg.Connection] = []
+    threads: list[threading.Thread] = []
     try:
         workers = [connect(url) for _ in range(k - 1)]
         with conn.transaction():
@@ -134,9 +135,10 @@ def reconcile_first_load(conn, url: URL | None, run_id: int, authorities, k: int
                 merge.run_step(conn, name, sql_file(name), params, lambda s, n, t: statements.append((s, n, t)))
                 report(name, started, statements)
 
-            # 3. the slices
+            # 3. the slices, each other backend starting on its own as soon as it has its slice ...
             started, statements = time.perf_counter(), []
             bounds = slice_bounds(conn, k)
+            failures: list[BaseException] = []
             for i, worker in enumerate(workers, start=1):
                 merge.set_session(worker)
                 for table in SLICED + WHOLE:
@@ -144,19 +146,15 @@ def reconcile_first_load(conn, url: URL | None, run_id: int, authorities, k: int
                     timed(statements, f"copy {table} slice {i + 1}/{k}",
                           lambda t=table, w=where, c=worker: copy_temp_table(conn, c, t, w))
                 finish_slice(worker)
-            timed(statements, f"keep slice 1/{k}", lambda: keep_slice(conn, in_slice(bounds, 0)))
+                threads.append(threading.Thread(target=reconcile_slice, name=f"slice-{i + 1}",
+                                                args=(worker, authorities, params, i, k, False, on_step, failures)))
+                threads[-1].start()
+            timed(statements, f"keep slice 1/{k} (views)", lambda: keep_slice(conn, in_slice(bounds, 0)))
             report("partitions: slices", started, statements)
 
-            # 4. the slices at once
-            started = time.perf_counter()
-            failures: list[BaseException] = []
-            threads = [threading.Thread(target=reconcile_slice, name=f"slice-{i + 1}",
-                                        args=(c, authorities, params, i, k, i == 0, on_step, failures))
-                       for i, c in enumerate([conn, *workers])]
-            for thread in threads[1:]:
-                thread.start()
-            threads[0].run()  # (the main connection's slice in this thread)
-            for thread in threads[1:]:
+            # 4. ... and the main backend on slice 1, in this thread
+            reconcile_slice(conn, authorities, params, 0, k, True, on_step, failures)
+            for thread in threads:
                 thread.join()
             if failures:
                 raise failures[0]
@@ -189,6 +187,10 @@ def reconcile_first_load(conn, url: URL | None, run_id: int, authorities, k: int
             merge.account(conn, run_id, step)
             conn.execute("DELETE FROM population.bulk_load WHERE run_id = %s", (run_id,))
     except BaseException:
+        for worker, thread in zip(workers, threads, strict=False):  # (a slice still running is stopped first)
+            if thread.is_alive():
+                worker.cancel()
+            thread.join()
         for worker in workers:
             try:
                 worker.rollback()
@@ -245,18 +247,15 @@ def finish_slice(conn) -> None:
         conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
 
 
-def keep_slice(conn, where: sql.Composable) -> int:
-    """The main session's own slice: its temporary tables keep the rows of slice 0 only, in the order they had."""
-    kept = 0
+def keep_slice(conn, where: sql.Composable) -> None:
+    """The main session's own slice: each sliced temporary table renamed ``<name>_all`` and a temporary view of
+    its slice put in its place (the later steps read each a few times; rewriting the rows into new tables cost
+    more than filtering them on every read). The tables keep their statistics and new_person its key."""
     for table in SLICED:
-        part = sql.Identifier(f"{table}_slice")
-        cur = conn.execute(sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT * FROM {} WHERE {}").format(
-            part, sql.Identifier(table), where))
-        kept += cur.rowcount
-        conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(table)))
-        conn.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(part, sql.Identifier(table)))
-    finish_slice(conn)
-    return kept
+        conn.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(sql.Identifier(table),
+                                                                  sql.Identifier(f"{table}_all")))
+        conn.execute(sql.SQL("CREATE TEMP VIEW {} AS SELECT * FROM {} WHERE {}").format(
+            sql.Identifier(table), sql.Identifier(f"{table}_all"), where))
 
 
 def reconcile_slice(conn, authorities, params: dict, i: int, k: int, main: bool, on_step,
