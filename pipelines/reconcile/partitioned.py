@@ -18,9 +18,10 @@ a person's statements, crosswalk rows, versions and discrepancies are all writte
    city-wide, the candidates' scan already in parallel workers). Its writes (the run's duplicates, review rows and
    quarantine) stay uncommitted until the end.
 3. **The slices.** Person ids are drawn in ID-number order (30_match_by_id.sql); slice i is a range of them, so
-   two backends never insert into the same index pages. The main backend keeps slice 1 of its temporary tables
-   (``candidate``, ``new_person``: views of their slice; ``run_key``); each other slice is streamed to its backend with ``COPY … TO
-   STDOUT (FORMAT binary)`` → ``COPY … FROM STDIN`` (temporary tables are private to their session).
+   two backends rarely insert into the same index pages. Each other slice of the temporary tables the later
+   steps read (``candidate``, ``new_person``; ``run_key`` whole) is streamed to its backend with ``COPY … TO
+   STDOUT (FORMAT binary)`` → ``COPY … FROM STDIN`` (temporary tables are private to their session), which starts
+   on it at once; the main backend keeps slice 1 as views over its own tables.
 4. **The slices at once**, one thread per backend, each in its own transaction: 50_statements, the golden query
    (every person of its crosswalk: in an empty warehouse, its own slice's), the SCD2 merge, the discrepancies.
    Only the main backend analyses the statements and the crosswalk (two ANALYZEs of one table wait for each
