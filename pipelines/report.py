@@ -211,14 +211,18 @@ def warehouse_summary(url: URL | None = None) -> dict:
                  " WHERE r.pipeline = 'population' GROUP BY r.run_id ORDER BY r.interval_start")
         gates = q("SELECT DISTINCT ON (v.suite) v.suite, v.run_id, v.success, v.blocking_failed, v.warning_failed,"
                   " v.data_docs_path FROM quality.validation_run v ORDER BY v.suite, v.run_id DESC")
+        unfinished = q("SELECT run_id, started_at FROM population.bulk_load ORDER BY run_id")
     return {"tables": tables, "quarantine_by_reason": by_reason, "discrepancies": disc, "runs": runs,
-            "quality": gates}
+            "quality": gates, "unfinished_loads": unfinished}
 
 
 def format_summary(summary: dict) -> str:
     lines = ["", "== 实有人口库 (resident population) — demo summary ==", "", "Runs (day, status, received = merged + quarantined + duplicates):"]
     for run_id, day, status, rec, mer, qua, dup in summary["runs"]:
         lines.append(f"  run {run_id:>3}  {day}  {status:<8} {rec:>8} = {mer} + {qua} + {dup}")
+    for run_id, started in summary.get("unfinished_loads", []):
+        lines.append(f"  ! run {run_id}: a partitioned load started {started:%Y-%m-%d %H:%M} did not finish; the golden"
+                     " tables may hold part of it until the next reconciliation undoes it (docs/operations.md)")
     lines += ["", "Rows per table:"]
     lines += [f"  {t:<32} {n:>10}" for t, n in summary["tables"].items()]
     lines += ["", "Quarantined rows by reason:"]

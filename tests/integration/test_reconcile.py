@@ -608,6 +608,7 @@ def test_a_failed_partitioned_load_leaves_an_empty_warehouse_and_a_rerun_complet
     empty, every dropped index, key, foreign key and trigger back — at once, or, when the process died before it
     could (``crash``), by the next reconciliation, which then loads the run completely."""
     from pipelines.reconcile import merge, partitioned
+    from pipelines.report import format_summary, warehouse_summary
 
     url = clean_warehouse
     schema = one(url, SCHEMA_OBJECTS)
@@ -625,6 +626,7 @@ def test_a_failed_partitioned_load_leaves_an_empty_warehouse_and_a_rerun_complet
         assert one(url, "SELECT run_id FROM population.bulk_load") == [(run1,)]
         assert one(url, "SELECT count(*) > 0 FROM population.person") == [(True,)]
         assert one(url, SCHEMA_OBJECTS) != schema
+        assert f"! run {run1}: a partitioned load started" in format_summary(warehouse_summary(url))
     else:
         assert one(url, "SELECT count(*) FROM population.bulk_load") == [(0,)]
         assert one(url, "SELECT (SELECT count(*) FROM population.person) + (SELECT count(*) FROM"
@@ -637,3 +639,4 @@ def test_a_failed_partitioned_load_leaves_an_empty_warehouse_and_a_rerun_complet
     assert sum(a["merged"] for a in accounting.values()) == one(
         url, "SELECT count(*) FROM population.source_record")[0][0]
     assert cells_disagreeing(url) == []
+    assert "partitioned load" not in format_summary(warehouse_summary(url))
