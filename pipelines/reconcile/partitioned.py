@@ -60,6 +60,9 @@ SLICE_TABLES = ["population.source_record", "population.person_xref", "populatio
 MATCH_STEPS = merge.STEPS[:4]  # candidates, duplicates, match by ID, match by evidence: in the main transaction
 SLICED = ("candidate", "new_person")  # the main transaction's temporary tables a slice reads, by person ...
 WHOLE = ("run_key",)  # ... and whole (the crosswalk's rows of the run's keys: none in an empty warehouse)
+# A backend whose slice is done waits, idle in its transaction, for the others: a server's
+# idle_in_transaction_session_timeout must not end it meanwhile (it would fail the load, to be undone and redone).
+WAIT_SETTINGS = {"idle_in_transaction_session_timeout": "0"}
 
 
 def warehouse_empty(conn) -> bool:
@@ -129,7 +132,7 @@ def reconcile_first_load(conn, url: URL | None, run_id: int, authorities, k: int
     try:
         workers = [connect(url) for _ in range(k - 1)]
         with conn.transaction():
-            merge.set_session(conn)
+            begin_slice(conn)
             # 2. the match, city-wide
             for name in MATCH_STEPS:
                 started, statements = time.perf_counter(), []
@@ -141,7 +144,7 @@ def reconcile_first_load(conn, url: URL | None, run_id: int, authorities, k: int
             bounds = slice_bounds(conn, k)
             failures: list[BaseException] = []
             for i, worker in enumerate(workers, start=1):
-                merge.set_session(worker)
+                begin_slice(worker)
                 for table in SLICED + WHOLE:
                     where = in_slice(bounds, i) if table in SLICED else sql.SQL("true")
                     timed(statements, f"copy {table} slice {i + 1}/{k}",
@@ -206,6 +209,13 @@ def reconcile_first_load(conn, url: URL | None, run_id: int, authorities, k: int
     finally:
         for worker in workers:
             worker.close()
+
+
+def begin_slice(conn) -> None:
+    """The reconciliation's session settings (merge.SESSION_SETTINGS) and WAIT_SETTINGS, for the transaction."""
+    merge.set_session(conn)
+    for name, value in WAIT_SETTINGS.items():
+        conn.execute("SELECT set_config(%s, %s, true)", (name, value))
 
 
 def slice_bounds(conn, k: int) -> list[int]:

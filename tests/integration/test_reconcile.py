@@ -439,10 +439,13 @@ def test_step_settings_hold_for_their_step_only(clean_warehouse, monkeypatch, pa
 
     def spy(conn, script, params=None, on_statement=None):
         seen.setdefault(conn.info.backend_pid, []).append(conn.execute("SHOW jit").fetchone()[0])
+        waits.add(conn.execute("SHOW idle_in_transaction_session_timeout").fetchone()[0])
         return original(conn, script, params, on_statement=on_statement)
 
+    waits: set[str] = set()
     monkeypatch.setattr(merge, "run_script", spy)
-    monkeypatch.setenv("PGOPTIONS", "-c jit=on")  # a session that starts with it on
+    # a session that starts with it on, on a server that ends idle transactions after a second
+    monkeypatch.setenv("PGOPTIONS", "-c jit=on -c idle_in_transaction_session_timeout=1000")
     run1 = day_run(url, DAY1)
     stage(url, run1, "psb_hukou", "psb", [{**PSB_A, "updated": 9}])
     validate_run(run1, (DAY1 + timedelta(days=1)).date(), url)
@@ -453,6 +456,8 @@ def test_step_settings_hold_for_their_step_only(clean_warehouse, monkeypatch, pa
     expected = [steps] + [sliced] * (partitions - 1)  # (the main backend, then the other slices')
     assert sorted(seen.values(), key=len, reverse=True) == [
         ["off" if s == "survivorship.discrepancy_query" else "on" for s in backend] for backend in expected]
+    # (a sliced load's backends wait for each other idle in their transactions: never cut off for it)
+    assert waits == ({"1s"} if partitions == 1 else {"0"})
 
 
 def test_each_change_opens_the_next_version(day1):
