@@ -160,10 +160,15 @@ def reconcile_run(run_id: int, url: URL | None = None,
     return {r[0]: {"received": r[1], "merged": r[2], "quarantined": r[3], "duplicates": r[4]} for r in rows}
 
 
-def set_session(conn) -> None:
-    """SESSION_SETTINGS for the transaction just begun (or beginning) on ``conn``."""
-    for name, value in SESSION_SETTINGS.items():
+def set_session(conn, extra: dict[str, str] | None = None) -> None:
+    """SESSION_SETTINGS (and ``extra``) for the transaction just begun (or beginning) on ``conn``."""
+    for name, value in {**SESSION_SETTINGS, **(extra or {})}.items():
         conn.execute("SELECT set_config(%s, %s, true)", (name, value))
+
+
+def analyze(conn, table: str) -> None:
+    """ANALYZE a table named schema.name."""
+    conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(*table.split("."))))
 
 
 def run_step(conn, name: str, script, params: dict, record) -> None:
@@ -229,7 +234,7 @@ def _reconcile_in_one_transaction(conn, run_id: int, authorities, on_step) -> No
                     record(f"restore {kind} {obj} (bulk load)", 0, time.perf_counter() - t0)
             for table in BULK_ANALYZE.get(name, []) if bulk else []:
                 t0 = time.perf_counter()
-                conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(*table.split("."))))
+                analyze(conn, table)
                 if record:
                     record(f"analyze {table} (bulk load)", 0, time.perf_counter() - t0)
             if on_step is not None:

@@ -103,10 +103,10 @@ def reconcile_first_load(conn, url: URL | None, run_id: int, authorities, k: int
         if on_step is not None:
             on_step(name, time.perf_counter() - started, statements)
 
-    def timed(statements: list, text: str, action: Callable[[], int | None]) -> None:
+    def timed(statements: list, text: str, action: Callable[[], object]) -> None:
         t0 = time.perf_counter()
         rows = action()
-        statements.append((text, rows or 0, time.perf_counter() - t0))
+        statements.append((text, rows if isinstance(rows, int) else 0, time.perf_counter() - t0))
 
     # 1. the drops, committed with the row that says how to undo them
     started, statements = time.perf_counter(), []
@@ -132,19 +132,17 @@ def reconcile_first_load(conn, url: URL | None, run_id: int, authorities, k: int
     try:
         workers = [connect(url) for _ in range(k - 1)]
         with conn.transaction():
-            begin_slice(conn)
+            merge.set_session(conn, WAIT_SETTINGS)
             # 2. the match, city-wide
             for name in MATCH_STEPS:
-                started, statements = time.perf_counter(), []
-                merge.run_step(conn, name, sql_file(name), params, lambda s, n, t: statements.append((s, n, t)))
-                report(name, started, statements)
+                timed_step(conn, name, sql_file(name), params, on_step)
 
             # 3. the slices, each other backend starting on its own as soon as it has its slice ...
             started, statements = time.perf_counter(), []
             bounds = slice_bounds(conn, k)
             failures: list[BaseException] = []
             for i, worker in enumerate(workers, start=1):
-                begin_slice(worker)
+                merge.set_session(worker, WAIT_SETTINGS)
                 for table in SLICED + WHOLE:
                     where = in_slice(bounds, i) if table in SLICED else sql.SQL("true")
                     timed(statements, f"copy {table} slice {i + 1}/{k}",
@@ -169,26 +167,18 @@ def reconcile_first_load(conn, url: URL | None, run_id: int, authorities, k: int
             for i, worker in enumerate(workers, start=1):
                 timed(statements, f"commit slice {i + 1}/{k}", worker.commit)
             for kind, obj, texts in dropped:
-                timed(statements, f"restore {kind} {obj} (bulk load)",
-                      lambda texts=texts: [conn.execute(text) for text in texts] and None)
+                timed(statements, f"restore {kind} {obj} (bulk load)", lambda texts=texts: execute_all(conn, texts))
             timed(statements, "count population.resident_cell afresh (bulk load)",
                   lambda: conn.execute("SELECT population.resident_cell_rebuild()").fetchone()[0])
             for table in (*merge.BULK_ANALYZE["population/50_statements.sql"],
                           *merge.BULK_ANALYZE["survivorship.scd2_merge"]):
-                timed(statements, f"analyze {table} (bulk load)",
-                      lambda t=table: conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(*t.split("."))))
-                      and None)
+                timed(statements, f"analyze {table} (bulk load)", lambda t=table: merge.analyze(conn, t))
             t0 = time.perf_counter()
             loaded = merge.prewarm(conn, rebuilt + [i for i in merge.PREWARM_ALSO if i not in rebuilt])
             statements.append((f"pg_prewarm {', '.join(loaded) or '(skipped)'}", len(loaded), time.perf_counter() - t0))
             report("bulk load: restore", started, statements)
 
-            def step(name, script):
-                started, statements = time.perf_counter(), []
-                merge.run_step(conn, name, script, params, lambda s, n, t: statements.append((s, n, t)))
-                report(name, started, statements)
-
-            merge.account(conn, run_id, step)
+            merge.account(conn, run_id, lambda name, script: timed_step(conn, name, script, params, on_step))
             conn.execute("DELETE FROM population.bulk_load WHERE run_id = %s", (run_id,))
     except BaseException:
         for worker, thread in zip(workers, threads, strict=False):  # (a slice still running is stopped first)
@@ -211,11 +201,21 @@ def reconcile_first_load(conn, url: URL | None, run_id: int, authorities, k: int
             worker.close()
 
 
-def begin_slice(conn) -> None:
-    """The reconciliation's session settings (merge.SESSION_SETTINGS) and WAIT_SETTINGS, for the transaction."""
-    merge.set_session(conn)
-    for name, value in WAIT_SETTINGS.items():
-        conn.execute("SELECT set_config(%s, %s, true)", (name, value))
+def execute_all(conn, statements: list[str]) -> None:
+    for statement in statements:
+        conn.execute(statement)
+
+
+def timed_step(conn, name: str, script, params: dict, on_step, label: str | None = None,
+               after: Callable[[list], None] | None = None) -> None:
+    """merge.run_step, its statements timed and reported to ``on_step`` as ``label`` (``after(statements)`` first,
+    when given: more work of the step, recorded with it)."""
+    started, statements = time.perf_counter(), []
+    merge.run_step(conn, name, script, params, lambda s, n, t: statements.append((s, n, t)))
+    if after is not None:
+        after(statements)
+    if on_step is not None:
+        on_step(label or name, time.perf_counter() - started, statements)
 
 
 def slice_bounds(conn, k: int) -> list[int]:
@@ -272,19 +272,19 @@ def keep_slice(conn, where: sql.Composable) -> None:
 def reconcile_slice(conn, authorities, params: dict, i: int, k: int, main: bool, on_step,
                     failures: list[BaseException]) -> None:
     """Statements, survivorship, SCD2 merge and discrepancies of one slice, in ``conn``'s open transaction."""
+
+    def analyze_statements(statements: list) -> None:  # (the main backend only: see the module's docstring, 4.)
+        for table in merge.BULK_ANALYZE["population/50_statements.sql"]:
+            t0 = time.perf_counter()
+            merge.analyze(conn, table)
+            statements.append((f"analyze {table} (bulk load)", 0, time.perf_counter() - t0))
+
     try:
         for name, script in (("population/50_statements.sql", sql_file("population/50_statements.sql")),
                              ("survivorship.golden_query", survivorship.golden_query(authorities, every_person=True)),
                              ("survivorship.scd2_merge", survivorship.scd2_merge()),
                              ("survivorship.discrepancy_query", survivorship.discrepancy_query(authorities))):
-            started, statements = time.perf_counter(), []
-            merge.run_step(conn, name, script, params, lambda s, n, t: statements.append((s, n, t)))
-            if main:
-                for table in merge.BULK_ANALYZE.get(name, []) if name == "population/50_statements.sql" else []:
-                    t0 = time.perf_counter()
-                    conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(*table.split("."))))
-                    statements.append((f"analyze {table} (bulk load)", 0, time.perf_counter() - t0))
-            if on_step is not None:
-                on_step(name if main else f"slice {i + 1}/{k}: {name}", time.perf_counter() - started, statements)
+            timed_step(conn, name, script, params, on_step, label=None if main else f"slice {i + 1}/{k}: {name}",
+                       after=analyze_statements if main and name == "population/50_statements.sql" else None)
     except BaseException as exc:  # (re-raised by the main thread)
         failures.append(exc)
