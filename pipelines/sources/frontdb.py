@@ -3,6 +3,10 @@
 The table and column names come from the source registry and are quoted with ``psycopg.sql.Identifier``; the window
 bounds are parameters. Rows come in the deterministic order ``updated_at, key``. The payload is the whole row with
 the table's own column names, every value as text (timestamps in ISO 8601 at +08:00, the session time zone).
+
+An update time without a time zone (a ``timestamp`` column: many departments' systems keep local times) is
+Shanghai local time, as the window query compares it (the session's time zone) and as file and API sources read a
+naive time (pipelines.sources.records.parse_updated_at); it is staged as that instant.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from sqlalchemy import URL
 
 from pipelines.registry import Source
 from pipelines.settings import Settings, settings
-from pipelines.sources.records import Record, RecordBuilder, as_text
+from pipelines.sources.records import SHANGHAI, Record, RecordBuilder, as_text
 
 
 # text, varchar, bpchar, name: PostgreSQL types psycopg always returns as str
@@ -75,10 +79,9 @@ def read_frontdb(
                         if (value := row[i]) is not None and type(value) is not str:
                             payload[name] = as_text(value)
                     updated = row[upd_index]
-                    chunk.append(
-                        builder.build(
-                            payload, origin,
-                            source_updated_at=updated if isinstance(updated, datetime) else None,
-                        )
-                    )
+                    if not isinstance(updated, datetime):
+                        updated = None  # (text or NULL: parsed from the payload by the builder)
+                    elif updated.tzinfo is None:
+                        updated = updated.replace(tzinfo=SHANGHAI)
+                    chunk.append(builder.build(payload, origin, source_updated_at=updated))
                 yield chunk

@@ -534,6 +534,24 @@ def test_a_file_replaced_under_the_same_path_is_taken_again(clean_warehouse, lan
     assert len(rows(url, "SELECT 1 FROM audit.file_manifest WHERE path = %s", (f"{P}/2026-01-01/permit.csv",))) == 2
 
 
+def test_a_local_update_time_without_time_zone_is_shanghai_time(clean_warehouse, hukou_table):
+    """A 前置库 whose update time is a ``timestamp`` (no time zone, as many departments' systems keep it): the window
+    and the staged update time read it as Shanghai local time; the payload keeps it as received."""
+    with psycopg.connect(Settings.libpq(hukou_table), autocommit=True) as conn:
+        conn.execute(sql.SQL("ALTER TABLE psb.t_rk_hjxx ALTER COLUMN {} TYPE timestamp").format(
+            sql.Identifier(HUKOU.updated_at)))
+    local = datetime(2026, 1, 1, 20, 0)  # 20:00 in Shanghai on the first: inside [JAN1, JAN2) (as UTC it would not be)
+    late = datetime(2026, 1, 2, 0, 30)   # 00:30 in Shanghai on the second: the next window
+    upsert_hukou(hukou_table, [hukou_row(1, local), hukou_row(2, late)])
+    url = clean_warehouse
+    run1 = run_for(JAN1, JAN2, url)
+    assert stage_source("psb_hukou", run1, JAN1, JAN2, url)["received"] == 1
+    (r,) = staged(url, run1, "psb_hukou")
+    assert r["source_key"] == "R001"
+    assert r["source_updated_at"] == local.replace(tzinfo=SH)
+    assert r["payload"]["GXSJ"] == "2026-01-01T20:00:00"
+
+
 def test_each_run_stages_into_its_own_partition_made_without_waiting(clean_warehouse, hukou_table):
     """Staging is partitioned by run (migration 0014): opening a run makes its partitions, by ATTACH, so that a new
     run is not held up by another run's extract still writing; the run's rows land in its partition, which is what
