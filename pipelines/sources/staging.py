@@ -90,8 +90,8 @@ class _Stager:
     (pipelines.population.validate) are written beside it, in the same transaction.
 
     The rows go in COPY's binary format: no escaping of every value by psycopg nor parsing of its text by the server
-    (the row formatting was a fifth of a source's extract in text; binary takes a quarter to a third less CPU of
-    both sides, BENCHMARKS.md)."""
+    (in text, formatting the rows was a fifth of a source's extract process; in binary it takes about half as much,
+    and a 前置库 source's extract about 5 % less CPU on both sides: BENCHMARKS.md row 68)."""
 
     def __init__(self, conn: psycopg.Connection, source: Source, run_id: int, as_of: date):
         self.conn = conn
