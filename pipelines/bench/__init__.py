@@ -177,6 +177,7 @@ def main(args) -> int:
     finally:
         bar.close()
 
+    info["speed_at_end"] = report.speed_probe(server)
     print(report.console_report(results))
     out = args.output
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -3,8 +3,10 @@ and as BENCHMARKS.md (the hand-written part of an existing file, between the KEE
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,29 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+PROBE_ROWS = 2_000_000  # the PostgreSQL probe's rows (about half a second on this machine at a fast hour)
+
+
+def speed_probe(server: URL) -> dict[str, float]:
+    """The machine's speed now, by fixed work timed on one core (lower is faster): ``python``, seconds of a fixed
+    pure-Python loop (hashing and dict work, as the extract does per row); ``postgresql``, seconds of a fixed
+    query on one backend without parallel workers. On a shared machine whose speed moves with the hour, a run's
+    figures are compared with another's through these, taken at the start and at the end of each run."""
+    t = time.perf_counter()
+    seen: dict[str, int] = {}
+    for i in range(300_000):
+        key = hashlib.md5(f"probe-{i}".encode()).hexdigest()[:8]
+        seen[key] = seen.get(key, 0) + 1
+    python = time.perf_counter() - t
+    with connect(server.set(database="postgres")) as conn:
+        conn.execute("SET max_parallel_workers_per_gather = 0")
+        conn.execute("SET jit = off")
+        t = time.perf_counter()
+        conn.execute("SELECT sum(hashtext(i::text)::bigint) FROM generate_series(1, %s) AS i", (PROBE_ROWS,))
+        postgresql = time.perf_counter() - t
+    return {"python": round(python, 3), "postgresql": round(postgresql, 3)}
+
+
 def machine(server: URL) -> dict[str, Any]:
     info: dict[str, Any] = {
         "cores": os.cpu_count(),
@@ -51,6 +76,7 @@ def machine(server: URL) -> dict[str, Any]:
         local = conn.execute("SELECT inet_server_addr() IS NULL OR host(inet_server_addr()) IN "
                              "('127.0.0.1', '::1')").fetchone()[0]
         info["postgresql_local"] = bool(local)
+    info["speed_at_start"] = speed_probe(server)
     return info
 
 
@@ -253,6 +279,17 @@ the same N, and the commit.)
 {KEEP_END}"""
 
 
+def _speed_line(info: dict[str, Any]) -> list[str]:
+    start, end = info.get("speed_at_start"), info.get("speed_at_end")
+    if not start:
+        return []
+    text = f"Python {start['python']:.2f} s, PostgreSQL {start['postgresql']:.2f} s at the start"
+    if end:
+        text += f"; {end['python']:.2f} s and {end['postgresql']:.2f} s at the end"
+    return [f"- Speed probe (fixed work on one core, lower is faster; `report.speed_probe`): {text} — the machine's "
+            "speed moves with the hour, so compare two runs' figures through these"]
+
+
 def markdown(results: list[BaseResult], info: dict[str, Any], when: str, command: str, kept: str | None) -> str:
     main = next(b for b in results if b.role == "main")
     second = next((b for b in results if b.role == "second"), None)
@@ -273,6 +310,7 @@ def markdown(results: list[BaseResult], info: dict[str, Any], when: str, command
         f"{s['work_mem']} (reconciliation: 256MB), maintenance_work_mem {s['maintenance_work_mem']}, max_wal_size "
         f"{s['max_wal_size']}, synchronous_commit {s['synchronous_commit']}, fsync {s['fsync']}, "
         f"max_parallel_workers_per_gather {s['max_parallel_workers_per_gather']}, jit {s['jit']}",
+        *_speed_line(info),
         "",
         "## What was run",
         "",

@@ -131,6 +131,8 @@ def test_benchmarks_md_written_with_machine_tables_targets_and_kept_section(benc
     text = bench_run["out"].read_text(encoding="utf-8")
     assert text.startswith("# Benchmarks")
     assert f"{os.cpu_count()} cores" in text and "PostgreSQL 1" in text
+    speed = next(l for l in text.splitlines() if l.startswith("- Speed probe"))
+    assert "at the start" in speed and "at the end" in speed
     assert "N = 2,000 simulated residents" in text
     assert "## 2,000 residents (N)" in text and "## 500 residents" in text
     assert text.count("| stage | rows | seconds | rows/s | × COPY | CPU s (Python + PG) | cores busy |") == 4
