@@ -21,7 +21,7 @@ from sqlalchemy import URL
 
 from pipelines.registry import Source
 from pipelines.settings import Settings, settings
-from pipelines.sources.records import SHANGHAI, Record, RecordBuilder, as_text
+from pipelines.sources.records import Record, RecordBuilder, as_text, parse_updated_at
 
 
 # text, varchar, bpchar, name: PostgreSQL types psycopg always returns as str
@@ -78,10 +78,7 @@ def read_frontdb(
                     for i, name in other:
                         if (value := row[i]) is not None and type(value) is not str:
                             payload[name] = as_text(value)
-                    updated = row[upd_index]
-                    if not isinstance(updated, datetime):
-                        updated = None  # (text or NULL: parsed from the payload by the builder)
-                    elif updated.tzinfo is None:
-                        updated = updated.replace(tzinfo=SHANGHAI)
+                    # (typed as the column holds it; a naive time is Shanghai's, by the one rule of every source)
+                    updated = parse_updated_at(row[upd_index])
                     chunk.append(builder.build(payload, origin, source_updated_at=updated))
                 yield chunk
