@@ -35,7 +35,9 @@ def queries() -> dict[str, str]:
         "staging.population_record": f"SELECT run_id, source_id, seq, department, source_key, source_updated_at, "
                                      f"row_hash, origin, {raw}, payload::text, parse_error "
                                      "FROM staging.population_record",
-        "staging.population_checked": "SELECT * FROM staging.population_checked",
+        "staging.population_record checks": "SELECT run_id, source_id, seq, checked_id_type, checked_id_number, "
+                                            "checked_sex, checked_birth_date, checked_death_date, "
+                                            "checked_event_date, reasons, warnings FROM staging.population_record",
         "staging.population_duplicate": (
             "SELECT run_id, source_id, seq, kind, CASE WHEN duplicate_of LIKE 'source_record %' THEN 'source_record '"
             " || " + STATEMENT.format("substr(o.duplicate_of, 15)::bigint") + " ELSE duplicate_of END "

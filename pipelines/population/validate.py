@@ -1,14 +1,16 @@
 """Normalise and validate the staged rows of a run; reject the ones that break a hard rule into quarantine.
 
 Identifier rules are vectorised over chunks (pipelines.identity). They run where the rows already are: the extract
-task checks each chunk it stages (:func:`check_records`, in the same transaction, so the checks of a source are
-exactly those of its staged rows), so that the rules of all sources run in the parallel extract tasks rather than
-in one process afterwards, and no staged row has to be read back. :func:`validate_run` then only checks the rows a
-source staged without their checks (rows staged by other means, or by an older version), streamed out of staging
-through a server-side cursor with their results streamed back with COPY, so memory stays bounded whatever the
-run's size, and quarantines every rejected row.
-Output: ``staging.population_checked`` (one row per staged row: normalised identifiers and dates, reasons,
-warnings) and ``quarantine.population_record`` (every row with at least one reason, with its raw payload).
+task checks each chunk before it stages it (:func:`check_records`) and the checks go into the staged rows
+themselves, by the same COPY (migration 0024), so that the rules of all sources run in the parallel extract tasks
+rather than in one process afterwards, no staged row has to be read back, and a staged row and its checks are one
+row under one key. :func:`validate_run` then only checks the rows staged without their checks (``reasons IS
+NULL``: rows staged by other means, or by an older version), streamed out of staging through a server-side cursor
+with their results streamed back with COPY and written into them, so memory stays bounded whatever the run's size,
+and quarantines every rejected row.
+Output: the check columns of ``staging.population_record`` (:data:`CHECK_COLUMNS`: normalised identifiers and
+dates, reasons, warnings) and ``quarantine.population_record`` (every row with at least one reason, with its raw
+payload).
 """
 
 from __future__ import annotations
@@ -35,10 +37,12 @@ STAGED_COLUMNS = [
     "source_id", "seq", "source_key", "parse_error", "id_type", "id_number", "name", "sex", "birth_date",
     "death_date", "event_date", "hukou_division", "residence_division",
 ]
-CHECKED_COLUMNS = [
-    "run_id", "source_id", "seq", "id_type", "id_number", "id_birth_date", "id_sex", "id_division",
-    "birth_date", "death_date", "event_date", "sex", "reasons", "warnings",
+# the columns of staging.population_record that hold a staged row's checks, in the order check_chunk returns them
+CHECK_COLUMNS = [
+    "checked_id_type", "checked_id_number", "checked_sex", "checked_birth_date", "checked_death_date",
+    "checked_event_date", "reasons", "warnings",
 ]
+_NO_CODES: list[str] = []  # (shared by every row without a reason or warning; never mutated)
 
 
 def add_codes(codes: np.ndarray, mask: np.ndarray, code: str) -> np.ndarray:
@@ -53,6 +57,11 @@ def _inner(literals: pd.Series) -> np.ndarray:
     return literals.fillna("{}").str.slice(1, -1).to_numpy(dtype=object)
 
 
+def _code_lists(codes: np.ndarray) -> list[list[str]]:
+    """'A,B' -> ['A', 'B'] and '' -> [] for every element: the values of a text[] column."""
+    return [c.split(",") if c else _NO_CODES for c in codes.tolist()]
+
+
 def _blank(values: pd.Series) -> np.ndarray:
     """True where a value is missing or only whitespace (a str method per value: the column's values are mostly
     distinct keys and names, for which pandas' string accessor costs several times more)."""
@@ -61,13 +70,13 @@ def _blank(values: pd.Series) -> np.ndarray:
 
 
 def _dates(values) -> np.ndarray:
-    """datetime-like values as 'YYYY-MM-DD' strings (None for missing), ready for COPY into a date column."""
-    series = pd.Series(pd.to_datetime(pd.Series(values), errors="coerce"))
-    return series.dt.strftime("%Y-%m-%d").astype(object).where(series.notna(), None).to_numpy(dtype=object)
+    """datetime-like values as datetime.date objects (None for missing), ready for COPY into a date column."""
+    return pd.to_datetime(pd.Series(values), errors="coerce").to_numpy(dtype="datetime64[D]").astype(object)
 
 
-def check_chunk(frame: pd.DataFrame, run_id: int, as_of: date) -> pd.DataFrame:
-    """The identifier and record rules applied to one chunk of staged rows."""
+def check_chunk(frame: pd.DataFrame, as_of: date) -> dict[str, list]:
+    """The identifier and record rules applied to one chunk of staged rows: per name of :data:`CHECK_COLUMNS`,
+    the chunk's values in its order (Python objects: str, datetime.date, list of codes, None)."""
     ids = check_identities(frame["id_type"], frame["id_number"], frame["sex"], frame["birth_date"], as_of)
     reasons = _inner(ids["reasons"])
     warnings = _inner(ids["warnings"])
@@ -91,46 +100,35 @@ def check_chunk(frame: pd.DataFrame, run_id: int, as_of: date) -> pd.DataFrame:
         bad = np.append(present & ~known, False)[at]  # (a missing code: at -1, the appended False)
         reasons = add_codes(reasons, bad & ~malformed, R.BAD_DIVISION)
 
-    def trusted(values) -> np.ndarray:  # a malformed row carries nothing trustworthy
-        return np.where(malformed, None, np.asarray(values, dtype=object))
+    def trusted(values) -> list:  # a malformed row carries nothing trustworthy
+        return np.where(malformed, None, np.asarray(values, dtype=object)).tolist()
 
-    out = pd.DataFrame(
-        {
-            "run_id": run_id,
-            "source_id": frame["source_id"].to_numpy(),
-            "seq": frame["seq"].to_numpy(),
-            "id_type": trusted(ids["id_type"]),
-            "id_number": trusted(ids["id_number"]),
-            "id_birth_date": trusted(_dates(ids["id_birth_date"])),
-            "id_sex": trusted(ids["id_sex"]),
-            "id_division": trusted(ids["id_division"]),
-            "birth_date": trusted(_dates(ids["birth_date"])),
-            "death_date": _dates(death),
-            "event_date": _dates(event),
-            "sex": trusted(ids["sex"]),
-            "reasons": np.char.add(np.char.add("{", reasons.astype(str)), "}"),
-            "warnings": np.char.add(np.char.add("{", warnings.astype(str)), "}"),
-        }
-    )
-    return out
+    return {
+        "checked_id_type": trusted(ids["id_type"]),
+        "checked_id_number": trusted(ids["id_number"]),
+        "checked_sex": trusted(ids["sex"]),
+        "checked_birth_date": trusted(_dates(ids["birth_date"])),
+        "checked_death_date": _dates(death).tolist(),
+        "checked_event_date": _dates(event).tolist(),
+        "reasons": _code_lists(reasons),
+        "warnings": _code_lists(warnings),
+    }
 
 
-def check_records(conn, run_id: int, source_id: str, first_seq: int, records, as_of: date) -> int:
-    """Check a chunk of records of one source as it is staged (seq ``first_seq``, ``first_seq`` + 1, …) and COPY
-    the results into ``staging.population_checked``; returns the rows checked. ``records`` are
-    :class:`pipelines.sources.records.Record` objects."""
+def check_records(records, as_of: date) -> list[tuple]:
+    """The checks of a chunk of records about to be staged: per record, its values of :data:`CHECK_COLUMNS` (the
+    stager writes them into the staged row). ``records`` are :class:`pipelines.sources.records.Record` objects."""
     if not records:
-        return 0
+        return []
     at = {name: RAW_FIELD_NAMES.index(name) for name in STAGED_COLUMNS if name in RAW_FIELD_NAMES}
     columns = {name: [r.values[i] for r in records] for name, i in at.items()}
     frame = pd.DataFrame({
-        "source_id": source_id,
-        "seq": np.arange(first_seq, first_seq + len(records), dtype=np.int64),
         "source_key": [r.source_key for r in records],
         "parse_error": [r.parse_error for r in records],
         **columns,
     }, columns=STAGED_COLUMNS)
-    return copy_frame(conn, "staging.population_checked", check_chunk(frame, run_id, as_of), CHECKED_COLUMNS)
+    checks = check_chunk(frame, as_of)
+    return list(zip(*(checks[c] for c in CHECK_COLUMNS)))
 
 
 def validate_run(run_id: int, as_of: date, url: URL | None = None,
@@ -139,10 +137,10 @@ def validate_run(run_id: int, as_of: date, url: URL | None = None,
     (idempotent: the run's review queue, quarantine and duplicates are replaced; checks are per staged row).
 
     ``on_step(step, seconds)``, when given, is called with the time of each part (the benchmark's timing hook):
-    ``delete`` (an earlier attempt's results, and statistics of the staged rows), ``read`` (streaming staged rows
-    out), ``rules`` (the vectorised checks), ``copy`` (results back in), ``analyze`` (statistics of the checks),
-    ``quarantine`` (rejected rows copied to quarantine). Returns ``checked`` (the run's checked rows),
-    ``checked_here`` (those this call checked) and ``quarantined``."""
+    ``delete`` (an earlier attempt's results), ``read`` (streaming unchecked staged rows out), ``rules`` (the
+    vectorised checks), ``copy`` (results back in, and written into their rows), ``analyze`` (statistics of the
+    staged rows and their checks), ``quarantine`` (rejected rows copied to quarantine). Returns ``checked`` (the
+    run's checked rows), ``checked_here`` (those this call checked) and ``quarantined``."""
     checked = 0
     spent = {"read": 0.0, "rules": 0.0, "copy": 0.0}
     clock = time.perf_counter
@@ -155,63 +153,67 @@ def validate_run(run_id: int, as_of: date, url: URL | None = None,
         ):
             conn.execute(stmt, (run_id,))
         unchecked = sources_to_check(conn, run_id)
-        if unchecked:  # checks without their staged row go (the staged rows were replaced outside stage_source)
-            conn.execute(
-                "DELETE FROM staging.population_checked c WHERE c.run_id = %s AND c.source_id = ANY(%s)"
-                " AND NOT EXISTS (SELECT 1 FROM staging.population_record s WHERE s.run_id = c.run_id"
-                " AND s.source_id = c.source_id AND s.seq = c.seq)", (run_id, unchecked))
-        analyze_staging(conn, "staging.population_record", run_id)  # the extract tasks have committed the run's rows
         if on_step is not None:
             on_step("delete", clock() - t)
-        query = (  # the staged rows of those sources without their checks
-            "SELECT " + ", ".join(f"s.{c}" for c in STAGED_COLUMNS) + " FROM staging.population_record s"
-            " WHERE s.run_id = %s AND s.source_id = ANY(%s) AND NOT EXISTS (SELECT 1 FROM staging.population_checked c"
-            " WHERE c.run_id = s.run_id AND c.source_id = s.source_id AND c.seq = s.seq) ORDER BY s.source_id, s.seq"
+        if unchecked:
+            conn.execute(
+                "CREATE TEMP TABLE rechecked (source_id text, seq bigint, "
+                + ", ".join(f"{c} {_CHECK_TYPES[c]}" for c in CHECK_COLUMNS) + ") ON COMMIT DROP")
+        query = (  # the staged rows of those sources without their checks (the partial index finds them)
+            "SELECT " + ", ".join(STAGED_COLUMNS) + " FROM staging.population_record"
+            " WHERE run_id = %s AND source_id = ANY(%s) AND reasons IS NULL ORDER BY source_id, seq"
         )
         t = clock()
-        frames = stream_frames(conn, query, (run_id, unchecked), STAGED_COLUMNS, settings.copy_chunk_rows, "validate")
+        frames = stream_frames(conn, query, (run_id, unchecked), STAGED_COLUMNS, settings.copy_chunk_rows,
+                               "validate") if unchecked else ()
         for frame in frames:
             t1 = clock()
-            result = check_chunk(frame, run_id, as_of)
+            result = pd.DataFrame({"source_id": frame["source_id"], "seq": frame["seq"],
+                                   **check_chunk(frame, as_of)})
             t2 = clock()
-            checked += copy_frame(conn, "staging.population_checked", result, CHECKED_COLUMNS)
+            checked += copy_frame(conn, "pg_temp.rechecked", result, ["source_id", "seq", *CHECK_COLUMNS])
             t3 = clock()
             spent["read"] += t1 - t
             spent["rules"] += t2 - t1
             spent["copy"] += t3 - t2
             t = clock()
         spent["read"] += clock() - t
+        if unchecked:
+            t = clock()
+            conn.execute(
+                "UPDATE staging.population_record s SET "
+                + ", ".join(f"{c} = r.{c}" for c in CHECK_COLUMNS)
+                + " FROM rechecked r WHERE s.run_id = %s AND s.source_id = r.source_id AND s.seq = r.seq",
+                (run_id,))
+            spent["copy"] += clock() - t
         if on_step is not None:
             for name, seconds in spent.items():
                 on_step(name, seconds)
         t = clock()
-        analyze_staging(conn, "staging.population_checked", run_id)
+        analyze_staging(conn, "staging.population_record", run_id)  # the extract tasks have committed the run's rows
         if on_step is not None:
             on_step("analyze", clock() - t)
         t = clock()
         quarantined = conn.execute(sql_file("population/quarantine_rejected.sql"), {"run_id": run_id}).rowcount
         if on_step is not None:
             on_step("quarantine", clock() - t)
-        (total,) = conn.execute("SELECT count(*) FROM staging.population_checked WHERE run_id = %s",
-                                (run_id,)).fetchone()
+        (total,) = conn.execute(
+            "SELECT count(*) FROM staging.population_record WHERE run_id = %s AND reasons IS NOT NULL",
+            (run_id,)).fetchone()
     return {"checked": total, "checked_here": checked, "quarantined": quarantined}
 
 
-def sources_to_check(conn, run_id: int) -> list[str]:
-    """The sources of the run whose staged rows and checks are not known to pair up one to one.
+_CHECK_TYPES = {"checked_id_type": "text", "checked_id_number": "text", "checked_sex": "text",
+                "checked_birth_date": "date", "checked_death_date": "date", "checked_event_date": "date",
+                "reasons": "text[]", "warnings": "text[]"}
 
-    Without an anti-join of two tables of the run's size: per source, the staged seqs and the checked seqs are
-    compared by count, min and max. Both tables are keyed by (run, source, seq), so two sets with the same count
-    that each fill the whole range between the same min and max are the same set (stage_source numbers a source's
-    rows 1..n, so this is the case whenever its extract checked what it staged); any other source is listed."""
-    stats = "SELECT source_id, count(*), min(seq), max(seq) FROM {} WHERE run_id = %s GROUP BY source_id"
-    staged = {r[0]: r[1:] for r in conn.execute(stats.format("staging.population_record"), (run_id,))}
-    checked = {r[0]: r[1:] for r in conn.execute(stats.format("staging.population_checked"), (run_id,))}
-    return sorted(
-        source for source in staged.keys() | checked.keys()
-        if staged.get(source) != checked.get(source)
-        or staged[source][0] != staged[source][2] - staged[source][1] + 1
-    )
+
+def sources_to_check(conn, run_id: int) -> list[str]:
+    """The sources of the run with staged rows that have no checks (``reasons IS NULL``), found through the
+    partial index of such rows (migration 0024), which is empty when every row was checked as it was staged."""
+    return [source for (source,) in conn.execute(
+        "SELECT DISTINCT source_id FROM staging.population_record WHERE run_id = %s AND reasons IS NULL"
+        " ORDER BY source_id", (run_id,))]
 
 
 def run_partition(table: str, run_id: int) -> sql.Identifier:

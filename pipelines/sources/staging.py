@@ -38,7 +38,7 @@ from psycopg.adapt import Dumper
 from psycopg.pq import Format
 from sqlalchemy import URL
 
-from pipelines.population.validate import check_records
+from pipelines.population.validate import CHECK_COLUMNS, check_records
 from pipelines.registry import Source, source as registry_source
 from pipelines.settings import settings
 from pipelines.sources.api import read_api
@@ -60,8 +60,9 @@ log = logging.getLogger(__name__)
 
 _LOCK_NAMESPACE = 7364002  # pg_advisory_xact_lock(namespace, hashtext(source_id))
 
+_STAGED_COLUMNS = [*COPY_COLUMNS, *CHECK_COLUMNS]  # a staged row: what the source said, then its checks
 _COPY = sql.SQL("COPY staging.population_record ({}) FROM STDIN (FORMAT BINARY)").format(
-    sql.SQL(", ").join(sql.Identifier(c) for c in COPY_COLUMNS)
+    sql.SQL(", ").join(sql.Identifier(c) for c in _STAGED_COLUMNS)
 )
 
 
@@ -77,17 +78,18 @@ class _JsonbText(Dumper):
 
 
 def _copy_types(conn: psycopg.Connection) -> list[int]:
-    """The type oids of COPY_COLUMNS in staging.population_record, as the binary format needs them."""
+    """The type oids of the staged columns in staging.population_record, as the binary format needs them."""
     oids = dict(conn.execute(
         "SELECT attname, atttypid FROM pg_attribute"
         " WHERE attrelid = 'staging.population_record'::regclass AND attnum > 0 AND NOT attisdropped"
     ).fetchall())
-    return [oids[c] for c in COPY_COLUMNS]
+    return [oids[c] for c in _STAGED_COLUMNS]
 
 
 class _Stager:
-    """COPYs chunks of records of one (run, source) and numbers them; each chunk's identifier and record checks
-    (pipelines.population.validate) are written beside it, in the same transaction.
+    """COPYs chunks of records of one (run, source) and numbers them; each row's identifier and record checks
+    (pipelines.population.validate, per chunk) are written into it, by the same COPY (migration 0024: one row and
+    one key per staged row, no table of checks beside it to write and join back).
 
     The rows go in COPY's binary format: no escaping of every value by psycopg nor parsing of its text by the server
     (in text, formatting the rows was a fifth of a source's extract process; in binary it takes about half as much,
@@ -107,13 +109,12 @@ class _Stager:
         with self.conn.cursor() as cur:
             cur.adapters.register_dumper(None, _JsonbText)  # (by oid only, this cursor only)
             for chunk in chunks:  # the reader may raise here (malformed file): the caller rolls back
-                first = seq + 1
+                checks = check_records(chunk, self.as_of)
                 with cur.copy(_COPY) as cp:
                     cp.set_types(self.types)
-                    for record in chunk:
+                    for record, checked in zip(chunk, checks):
                         seq += 1
-                        cp.write_row(copy_row(record, self.run_id, self.source, seq))
-                check_records(self.conn, self.run_id, self.source.id, first, chunk, self.as_of)
+                        cp.write_row(copy_row(record, self.run_id, self.source, seq) + checked)
         staged, self.seq = seq - self.seq, seq
         return staged
 
@@ -218,8 +219,7 @@ def stage_source(
         started = conn.execute("SELECT clock_timestamp()").fetchone()[0]
         low = _window_low(conn, source_id, run_id)
         low = low.astimezone(SHANGHAI) if low is not None else None  # the same instant, spelled +08:00
-        for table in ("staging.population_record", "staging.population_checked", "quarantine.source_file",
-                      "audit.file_manifest"):
+        for table in ("staging.population_record", "quarantine.source_file", "audit.file_manifest"):
             schema, name = table.split(".")
             conn.execute(
                 sql.SQL("DELETE FROM {} WHERE run_id = %s AND source_id = %s").format(sql.Identifier(schema, name)),

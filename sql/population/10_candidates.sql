@@ -1,9 +1,10 @@
 -- The accepted rows of the run (no reject reason), normalised into the shape of population.source_record, with the
 -- hash of their normalised content (population.values_hash, migration 0022: a 64-bit hash of the values' row, not
 -- md5 of the row as text, which took 4.7 of this step's 11.5 s at 1M residents). A temporary table for the rest of
--- the reconciliation transaction. Written once (the hash computed on the way in rather than by an UPDATE of every
--- row afterwards), by a plan the parallel workers can run whole (the run's start comes from a scalar subquery, not a
--- join above the Gather).
+-- the reconciliation transaction. The staged rows carry their checks (migration 0024): no join with a table of
+-- checks. Written once (the hash computed on the way in rather than by an UPDATE of every row afterwards), by a
+-- plan the parallel workers can run whole (the run's start comes from a scalar subquery, not a join above the
+-- Gather).
 CREATE TEMP TABLE candidate ON COMMIT DROP AS
 SELECT n.*,
        population.values_hash(n.id_type, n.id_number, n.name, n.sex, n.birth_date, n.ethnicity, n.nationality,
@@ -14,9 +15,9 @@ FROM (
     SELECT s.run_id, s.source_id, s.seq, s.department, population.norm_text(s.source_key) AS source_key,
            coalesce(s.source_updated_at,
                     (SELECT r.interval_start FROM audit.run r WHERE r.run_id = %(run_id)s)) AS source_updated_at,
-           c.warnings, c.id_type, c.id_number,
+           s.warnings, s.checked_id_type AS id_type, s.checked_id_number AS id_number,
            population.norm_name(s.name)                  AS name,
-           c.sex, c.birth_date,
+           s.checked_sex AS sex, s.checked_birth_date AS birth_date,
            population.norm_text(s.ethnicity)             AS ethnicity,
            upper(population.norm_text(s.nationality))    AS nationality,
            population.norm_text(s.hukou_division)        AS hukou_division,
@@ -25,9 +26,9 @@ FROM (
            population.norm_text(s.residence_address)     AS residence_address,
            upper(population.norm_text(s.residence_permit_no)) AS residence_permit_no,
            population.norm_population_status(s.population_status, s.event_type,
-               coalesce(c.death_date, c.event_date)) AS population_status,
-           coalesce(c.death_date, CASE WHEN population.norm_text(s.event_type) IN ('死亡注销', '死亡', 'DEATH')
-                                       THEN c.event_date END) AS death_date,
+               coalesce(s.checked_death_date, s.checked_event_date)) AS population_status,
+           coalesce(s.checked_death_date, CASE WHEN population.norm_text(s.event_type) IN ('死亡注销', '死亡', 'DEATH')
+                                       THEN s.checked_event_date END) AS death_date,
            population.norm_marital_status(s.marital_status) AS marital_status,
            population.norm_text(s.employer)              AS employer,
            upper(population.norm_text(s.employer_uscc))  AS employer_uscc,
@@ -35,9 +36,8 @@ FROM (
            population.norm_text(s.education_level)       AS education_level,
            population.norm_text(s.school)                AS school
     FROM staging.population_record s
-    JOIN staging.population_checked c USING (run_id, source_id, seq)
     WHERE s.run_id = %(run_id)s
-      AND c.reasons = '{}'  -- (not cardinality() = 0: its selectivity is a guess; this uses the statistics)
+      AND s.reasons = '{}'  -- (not cardinality() = 0: its selectivity is a guess; this uses the statistics)
 ) n;
 
 ANALYZE candidate;

@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 import threading
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -21,7 +21,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from pipelines.population.validate import validate_run
+from pipelines.population.validate import CHECK_COLUMNS, validate_run
 from pipelines.registry import source
 from pipelines.runs import open_run
 from pipelines.settings import Settings, settings
@@ -357,20 +357,28 @@ def test_files_formats_edges_rerun_and_late_files(clean_warehouse, landing, smal
     assert rows(url, "SELECT path, sha256, size_bytes, drop_date::text, run_id, rows_read, error"
                      " FROM audit.file_manifest ORDER BY source_id, path") == m_before
 
-    # The extract checked every row it staged, and none of the rolled-back file's; validate_run computes the same
-    # checks from the staged rows alone (here: a source whose checks are gone) and touches nothing else.
-    keys = "SELECT source_id, seq FROM staging.population_{} WHERE run_id = %s ORDER BY source_id, seq"
-    assert rows(url, keys.format("checked"), (run1,)) == rows(url, keys.format("record"), (run1,))
-    checks = "SELECT * FROM staging.population_checked WHERE run_id = %s ORDER BY source_id, seq"
+    # The extract checked every row it staged (its checks are in the row, migration 0024); validate_run computes
+    # the same checks from the staged rows alone (here: a source whose checks were cleared, as rows staged by other
+    # means have none) and touches nothing else.
+    unchecked = "SELECT count(*) FROM staging.population_record WHERE run_id = %s AND reasons IS NULL"
+    assert rows(url, unchecked, (run1,)) == [(0,)]
+    checks = ("SELECT source_id, seq, " + ", ".join(CHECK_COLUMNS) + " FROM staging.population_record"
+              " WHERE run_id = %s ORDER BY source_id, seq")
     by_extract = rows(url, checks, (run1,))
     assert any(r[-2] for r in by_extract)  # some row was rejected (the malformed line)
+    assert ("civil_marriage", 1, "RIC", "310101199001011234", "1", date(1990, 1, 1), None, date(2026, 1, 2), [],
+            []) in by_extract  # typed: dates as date, codes as text[]
     with connect(url) as conn:
-        gone = conn.execute("DELETE FROM staging.population_checked WHERE run_id = %s AND source_id = %s",
-                            (run1, "civil_marriage")).rowcount
+        gone = conn.execute("UPDATE staging.population_record SET " + ", ".join(f"{c} = NULL" for c in CHECK_COLUMNS)
+                            + " WHERE run_id = %s AND source_id = %s", (run1, "civil_marriage")).rowcount
     assert gone > 0
+    assert rows(url, unchecked, (run1,)) == [(gone,)]
     result = validate_run(run1, JAN3.date(), url)
     assert (result["checked"], result["checked_here"]) == (len(by_extract), gone)
     assert rows(url, checks, (run1,)) == by_extract
+    assert rows(url, unchecked, (run1,)) == [(0,)]
+    result = validate_run(run1, JAN3.date(), url)  # again: nothing left to check, the same quarantine
+    assert (result["checked"], result["checked_here"]) == (len(by_extract), 0)
 
     # Next interval: tomorrow's folder and a late file dropped into an old folder; nothing taken twice.
     late = [["JZZ100", "310101199001011234", "迟到", "1", "19900101", "310101", "310101", "上海市黄浦区", ""]]
@@ -576,14 +584,13 @@ def test_each_run_stages_into_its_own_partition_made_without_waiting(clean_wareh
             " ON c.oid = i.inhrelid WHERE i.inhparent = 'staging.population_record'::regclass").fetchall())
         assert parts == {f"population_record_r{run1}": f"FOR VALUES IN ('{run1}')",
                          f"population_record_r{run2}": f"FOR VALUES IN ('{run2}')"}
-        for table in ("population_record", "population_checked"):
-            whole = conn.execute(f"SELECT count(*) FROM staging.{table} WHERE run_id = %s", (run2,)).fetchone()[0]
-            own = conn.execute(f"SELECT count(*) FROM staging.{table}_r{run2}").fetchone()[0]
-            assert whole == own > 0
+        whole = conn.execute("SELECT count(*) FROM staging.population_record WHERE run_id = %s", (run2,)).fetchone()[0]
+        own = conn.execute(f"SELECT count(*) FROM staging.population_record_r{run2}").fetchone()[0]
+        assert whole == own > 0
     validate_run(run2, JAN3.date(), url)
     with connect(url) as conn:
         analysed = conn.execute(
-            "SELECT relname, n_live_tup > 0 OR last_analyze IS NOT NULL FROM pg_stat_user_tables"
-            " WHERE schemaname = 'staging' AND relname LIKE 'population_checked_r%%' AND last_analyze IS NOT NULL"
+            "SELECT relname FROM pg_stat_user_tables"
+            " WHERE schemaname = 'staging' AND relname LIKE 'population_record_r%%' AND last_analyze IS NOT NULL"
         ).fetchall()
-        assert [name for name, _ in analysed] == [f"population_checked_r{run2}"]
+        assert [name for (name,) in analysed] == [f"population_record_r{run2}"]
