@@ -25,9 +25,11 @@ The transaction holds an advisory lock per source, so two runs of one source nev
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -86,6 +88,33 @@ def _copy_types(conn: psycopg.Connection) -> list[int]:
     return [oids[c] for c in _STAGED_COLUMNS]
 
 
+_COLLECT_EVERY = 10  # chunks between two collections of cyclic garbage while staging
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused while a source is staged; :meth:`_Stager.copy` collects every
+    :data:`_COLLECT_EVERY` chunks instead, and this once at the end.
+
+    A chunk is tens of thousands of records, each a handful of new container objects that live until the chunk is
+    staged, so the collector — started by every 700 allocations — ran hundreds of times a chunk, walking the young
+    records again and again, and now and then every object of the process: about a quarter of a 前置库 source's
+    extract process (BENCHMARKS.md row 70). The readers make almost no cyclic garbage (a whole source's staging
+    left 0–800 unreachable objects), so collecting after every chunk would only cost time (60 ms a chunk: it walks
+    the chunk its reader still holds), while every tenth chunk bounds what a reader making cycles could pile up.
+    What was alive before is frozen, so those collections do not walk it."""
+    enabled = gc.isenabled()
+    gc.disable()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.collect()
+        gc.unfreeze()
+        if enabled:
+            gc.enable()
+
+
 class _Stager:
     """COPYs chunks of records of one (run, source) and numbers them; each row's identifier and record checks
     (pipelines.population.validate, per chunk) are written into it, by the same COPY (migration 0024: one row and
@@ -101,6 +130,7 @@ class _Stager:
         self.run_id = run_id
         self.as_of = as_of
         self.seq = 0
+        self.chunks = 0
         self.types = _copy_types(conn)
 
     def copy(self, chunks: Iterable[list[Record]]) -> int:
@@ -115,6 +145,9 @@ class _Stager:
                     for record, checked in zip(chunk, checks):
                         seq += 1
                         cp.write_row(copy_row(record, self.run_id, self.source, seq) + checked)
+                self.chunks += 1
+                if self.chunks % _COLLECT_EVERY == 0:
+                    gc.collect()
         staged, self.seq = seq - self.seq, seq
         return staged
 
@@ -214,7 +247,7 @@ def stage_source(
     src = registry_source(source_id)
     chunk_rows = settings.copy_chunk_rows
     high = interval_end.astimezone(SHANGHAI)
-    with transaction(url) as conn:
+    with transaction(url) as conn, _collector_paused():
         conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_LOCK_NAMESPACE, source_id))
         started = conn.execute("SELECT clock_timestamp()").fetchone()[0]
         low = _window_low(conn, source_id, run_id)
