@@ -25,7 +25,7 @@ from pipelines.identity.compact import compact
 from pipelines.normalise import distinct, normalise_sex, parse_dates, squash, to_halfwidth
 from pipelines.population.attributes import ID_PASSPORT, ID_PRP, ID_RIC
 
-__all__ = ["check_identities", "normalise_id_type", "check_ric", "check_passport", "check_prp", "ID_TYPE_ALIASES"]
+__all__ = ["check_identities", "identity_arrays", "normalise_id_type", "check_ric", "check_passport", "check_prp", "ID_TYPE_ALIASES"]
 
 # 证件类型 as sources write it (names, GA/T 517-style codes 111/414/553, our own codes), after half-width,
 # whitespace squashing and upper-casing. Missing means RIC: the source registry's default is filled in before.
@@ -55,10 +55,21 @@ def _series(values, index: pd.Index) -> pd.Series:
 
 def check_identities(id_type: pd.Series, id_number: pd.Series, declared_sex: pd.Series | None,
                      declared_birth: pd.Series | None, as_of: dt.date) -> pd.DataFrame:
+    """Check identity documents and cross-check declared sex and birth date, a whole batch at once: the arrays
+    of :func:`identity_arrays` as a DataFrame on ``id_number``'s index, the reasons and warnings as PostgreSQL
+    ``text[]`` literals (``'{}'``, ``'{ID_BAD_CHECK_DIGIT,SEX_MISMATCH}'``) in columns ``reasons``, ``warnings``."""
+    a = identity_arrays(id_type, id_number, declared_sex, declared_birth, as_of)
+    rbits, wbits = a.pop("reason_bits"), a.pop("warning_bits")
+    return object_frame({**a, "reasons": reasons_literal(rbits), "warnings": warnings_literal(wbits)},
+                        id_number.index)
+
+
+def identity_arrays(id_type: pd.Series, id_number: pd.Series, declared_sex: pd.Series | None,
+                    declared_birth: pd.Series | None, as_of: dt.date) -> dict[str, np.ndarray]:
     """Check identity documents and cross-check declared sex and birth date, a whole batch at once.
 
     All inputs are Series on the same index (``declared_sex``/``declared_birth`` may be None: all missing).
-    Returns a DataFrame on that index with:
+    Returns numpy arrays in that order:
       id_type      'RIC' / 'PASSPORT' / 'PRP', None when the type is unknown (reason ID_TYPE_UNKNOWN when a
                    number is present; with no number either, no reason)
       id_number    normalised number, None when missing or when the number itself is rejected (a row rejected
@@ -67,8 +78,8 @@ def check_identities(id_type: pd.Series, id_number: pd.Series, declared_sex: pd.
       sex          declared sex as '1'/'2'/'9'; taken from the RIC when the declared one is missing, unrecognised
                    or '9' (未说明); None if neither
       birth_date   declared birth date (datetime64[ns], time dropped), or the RIC's when missing or unparseable
-      reasons, warnings   PostgreSQL text[] literals ('{}', '{ID_BAD_CHECK_DIGIT,SEX_MISMATCH}'), codes in the
-                   order of pipelines/reasons.py. A row is rejected exactly when reasons != '{}'.
+      reason_bits, warning_bits   int64 masks (pipelines.identity.flags: bit i = REASONS[i] / WARNINGS[i]).
+                   A row is rejected exactly when reason_bits != 0.
     Cross-checks (RIC accepted only): SEX_MISMATCH when the declared sex is '1'/'2' and differs from the 17th
     digit; BIRTH_DATE_MISMATCH when the declared date differs; an unparseable declared birth date is BAD_DATE
     for every document type. An unrecognised declared sex is no reason (no code for it): it is just missing.
@@ -121,9 +132,6 @@ def check_identities(id_type: pd.Series, id_number: pd.Series, declared_sex: pd.
 
     sex_out = np.where(sex_stated | ~has_id_sex, sex_v, id_sex)
     birth_out = np.where(has_birth, birth_v, id_birth)
-    return object_frame(
-        {"id_type": kind_v, "id_number": id_number_out, "id_birth_date": id_birth, "id_sex": id_sex,
-         "id_division": id_division, "sex": sex_out, "birth_date": birth_out,
-         "reasons": reasons_literal(rbits), "warnings": warnings_literal(wbits)},
-        index,
-    )
+    return {"id_type": kind_v, "id_number": id_number_out, "id_birth_date": id_birth, "id_sex": id_sex,
+            "id_division": id_division, "sex": sex_out, "birth_date": birth_out,
+            "reason_bits": rbits, "warning_bits": wbits}

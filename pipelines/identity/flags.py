@@ -34,6 +34,14 @@ def to_pg_array(bits: np.ndarray, codes: list[str]) -> np.ndarray:
     return table[bits]
 
 
+def to_code_lists(bits: np.ndarray, codes: list[str]) -> list[list[str]]:
+    """Per row, the list of codes whose bits are set (a ``text[]`` value for COPY; ``[]`` for none). One list is
+    built per distinct mask present and shared by the rows holding it (the lists are never mutated)."""
+    bits = np.asarray(bits, dtype=np.int64)
+    lists = {int(b): [c for i, c in enumerate(codes) if (int(b) >> i) & 1] for b in np.unique(bits)}
+    return [lists[b] for b in bits.tolist()]
+
+
 def reasons_literal(bits: np.ndarray) -> np.ndarray:
     return to_pg_array(bits, REASONS)
 

@@ -24,12 +24,14 @@ import pandas as pd
 from psycopg import sql
 from sqlalchemy import URL
 
-from pipelines import reasons as R
+from pipelines import reasons as rc
 from pipelines.copyutil import copy_frame, stream_frames
-from pipelines.identity import check_identities
+from pipelines.identity import identity_arrays
+from pipelines.identity.flags import R, mask, to_code_lists
 from pipelines.identity.divisions import is_known
 from pipelines.normalise import distinct, parse_dates
 from pipelines.population.attributes import RAW_FIELD_NAMES
+from pipelines.reasons import REASONS, WARNINGS
 from pipelines.settings import settings
 from pipelines.warehouse import connect, sql_file
 
@@ -42,24 +44,6 @@ CHECK_COLUMNS = [
     "checked_id_type", "checked_id_number", "checked_sex", "checked_birth_date", "checked_death_date",
     "checked_event_date", "reasons", "warnings",
 ]
-_NO_CODES: list[str] = []  # (shared by every row without a reason or warning; never mutated)
-
-
-def add_codes(codes: np.ndarray, mask: np.ndarray, code: str) -> np.ndarray:
-    """Append ``code`` to the comma-separated code lists where ``mask`` holds (vectorised, no row loop)."""
-    mask = np.asarray(mask, dtype=bool)
-    joined = np.where(codes == "", code, np.char.add(np.char.add(codes.astype(str), ","), code))
-    return np.where(mask, joined, codes).astype(object)
-
-
-def _inner(literals: pd.Series) -> np.ndarray:
-    """'{A,B}' -> 'A,B' for every element."""
-    return literals.fillna("{}").str.slice(1, -1).to_numpy(dtype=object)
-
-
-def _code_lists(codes: np.ndarray) -> list[list[str]]:
-    """'A,B' -> ['A', 'B'] and '' -> [] for every element: the values of a text[] column."""
-    return [c.split(",") if c else _NO_CODES for c in codes.tolist()]
 
 
 def _blank(values: pd.Series) -> np.ndarray:
@@ -76,19 +60,20 @@ def _dates(values) -> np.ndarray:
 
 def check_chunk(frame: pd.DataFrame, as_of: date) -> dict[str, list]:
     """The identifier and record rules applied to one chunk of staged rows: per name of :data:`CHECK_COLUMNS`,
-    the chunk's values in its order (Python objects: str, datetime.date, list of codes, None)."""
-    ids = check_identities(frame["id_type"], frame["id_number"], frame["sex"], frame["birth_date"], as_of)
-    reasons = _inner(ids["reasons"])
-    warnings = _inner(ids["warnings"])
+    the chunk's values in its order (Python objects: str, datetime.date, list of codes, None). Reasons and warnings
+    travel as bit masks (pipelines.identity.flags) and become lists once per distinct mask, so a code is listed
+    once and in the order of pipelines/reasons.py whichever rules found it."""
+    ids = identity_arrays(frame["id_type"], frame["id_number"], frame["sex"], frame["birth_date"], as_of)
+    reasons = ids["reason_bits"]
 
     malformed = frame["parse_error"].notna().to_numpy()
-    reasons = np.where(malformed, R.MALFORMED_ROW, reasons).astype(object)  # a malformed row: that is the reason
-    reasons = add_codes(reasons, _blank(frame["source_key"]) & ~malformed, R.KEY_MISSING)
-    reasons = add_codes(reasons, _blank(frame["name"]) & ~malformed, R.NAME_MISSING)
+    fine = ~malformed
+    reasons |= mask(R, rc.KEY_MISSING, _blank(frame["source_key"]) & fine)
+    reasons |= mask(R, rc.NAME_MISSING, _blank(frame["name"]) & fine)
 
     death, death_bad = parse_dates(frame["death_date"])
     event, event_bad = parse_dates(frame["event_date"])
-    reasons = add_codes(reasons, (np.asarray(death_bad) | np.asarray(event_bad)) & ~malformed, R.BAD_DATE)
+    reasons |= mask(R, rc.BAD_DATE, (np.asarray(death_bad) | np.asarray(event_bad)) & fine)
 
     for column in ("hukou_division", "residence_division"):
         # per distinct code (a chunk holds a few hundred), broadcast back: stripping and matching every row's code
@@ -98,7 +83,9 @@ def check_chunk(frame: pd.DataFrame, as_of: date) -> dict[str, list]:
         present = (codes.notna() & (codes != "")).to_numpy(dtype=bool)
         known = np.asarray(is_known(codes.fillna("").to_numpy(dtype=object)), dtype=bool)
         bad = np.append(present & ~known, False)[at]  # (a missing code: at -1, the appended False)
-        reasons = add_codes(reasons, bad & ~malformed, R.BAD_DIVISION)
+        reasons |= mask(R, rc.BAD_DIVISION, bad & fine)
+    reasons = np.where(malformed, R[rc.MALFORMED_ROW], reasons)  # a malformed row: that is the reason
+    warnings = ids["warning_bits"]
 
     def trusted(values) -> list:  # a malformed row carries nothing trustworthy
         return np.where(malformed, None, np.asarray(values, dtype=object)).tolist()
@@ -110,8 +97,8 @@ def check_chunk(frame: pd.DataFrame, as_of: date) -> dict[str, list]:
         "checked_birth_date": trusted(_dates(ids["birth_date"])),
         "checked_death_date": _dates(death).tolist(),
         "checked_event_date": _dates(event).tolist(),
-        "reasons": _code_lists(reasons),
-        "warnings": _code_lists(warnings),
+        "reasons": to_code_lists(reasons, REASONS),
+        "warnings": to_code_lists(warnings, WARNINGS),
     }
 
 
