@@ -1,0 +1,77 @@
+"""Upgrading a warehouse that holds data: a migration carries what an earlier version wrote into the new shape."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date, datetime, timezone
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from pipelines.population.validate import CHECK_COLUMNS, validate_run
+from pipelines.settings import Settings
+from pipelines.warehouse import MIGRATIONS_DIR, connect, migrate
+from tests.support import rows
+
+JAN1, JAN2 = datetime(2026, 1, 1, tzinfo=timezone.utc), datetime(2026, 1, 2, tzinfo=timezone.utc)
+
+
+@pytest.fixture()
+def upgrade_db(warehouse_db):
+    """An empty database of its own on the test server, dropped afterwards."""
+    url = warehouse_db.set(database=f"{warehouse_db.database}_upgrade")
+    admin = Settings.libpq(warehouse_db.set(database="postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(url.database)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(url.database)))
+    yield url
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(url.database)))
+
+
+def test_0024_moves_the_checks_into_the_staged_rows(upgrade_db, tmp_path):
+    """A run staged by a version that wrote its checks into staging.population_checked: after migration 0024 the
+    checks are in the staged rows, the table is gone (new runs get no partition of it), and validation re-checks
+    only the row that had no checks."""
+    url = upgrade_db
+    before = tmp_path / "migrations"
+    before.mkdir()
+    for path in MIGRATIONS_DIR.glob("*.sql"):
+        if path.name < "0024":
+            shutil.copy(path, before)
+    migrate(url, before)
+    with connect(url) as conn:
+        run = conn.execute("INSERT INTO audit.run (pipeline, interval_start, interval_end) VALUES ('population', %s, %s)"
+                           " RETURNING run_id", (JAN1, JAN2)).fetchone()[0]
+        conn.execute(
+            "INSERT INTO staging.population_record (run_id, source_id, seq, department, source_key, row_hash, payload,"
+            " id_type, id_number, name, sex, birth_date) VALUES"
+            " (%(r)s, 'psb_hukou', 1, 'psb', 'K1', 'h1', '{}', '身份证', '11010519491231002X', '张三', '2', '1949-12-31'),"
+            " (%(r)s, 'psb_hukou', 2, 'psb', NULL, 'h2', '{}', NULL, NULL, NULL, NULL, NULL)", {"r": run})
+        conn.execute(
+            "INSERT INTO staging.population_checked (run_id, source_id, seq, id_type, id_number, birth_date, sex,"
+            " reasons, warnings) VALUES (%s, 'psb_hukou', 1, 'RIC', '11010519491231002X', '1949-12-31', '2', '{}',"
+            " '{W_ID_NORMALISED}')", (run,))
+
+    assert migrate(url) == ["0024_checks_in_staged_row.sql"]
+
+    checks = ("SELECT seq, " + ", ".join(CHECK_COLUMNS) + " FROM staging.population_record WHERE run_id = %s"
+              " ORDER BY seq")
+    assert rows(url, checks, run) == [
+        (1, "RIC", "11010519491231002X", "2", date(1949, 12, 31), None, None, [], ["W_ID_NORMALISED"]),
+        (2, None, None, None, None, None, None, None, None),
+    ]
+    assert rows(url, "SELECT to_regclass('staging.population_checked')") == [(None,)]
+    with connect(url) as conn:
+        run2 = conn.execute("INSERT INTO audit.run (pipeline, interval_start, interval_end) VALUES ('population', %s,"
+                            " %s) RETURNING run_id", (JAN2, datetime(2026, 1, 3, tzinfo=timezone.utc))).fetchone()[0]
+    assert rows(url, "SELECT relname FROM pg_class WHERE relname LIKE %s ORDER BY 1", f"%\\_r{run2}") == [
+        (f"population_duplicate_r{run2}",), (f"population_record_r{run2}",)]
+
+    result = validate_run(run, JAN2.date(), url)
+    assert (result["checked"], result["checked_here"], result["quarantined"]) == (2, 1, 1)
+    assert rows(url, checks, run)[0][1:] == ("RIC", "11010519491231002X", "2", date(1949, 12, 31), None, None, [],
+                                             ["W_ID_NORMALISED"])  # untouched
+    assert rows(url, "SELECT seq, reasons FROM quarantine.population_record WHERE run_id = %s", run) == [
+        (2, ["NAME_MISSING", "KEY_MISSING"])]
