@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from psycopg import sql
+from sqlalchemy import URL
+
+from pipelines.settings import Settings
 from pipelines.warehouse import connect
 
 SNAPSHOT_QUERIES = {
@@ -27,6 +35,21 @@ def cells_disagreeing(url) -> list[tuple]:
     held = f"SELECT {CELL_KEY}, persons FROM population.resident_cell"
     counted = f"SELECT {CELL_KEY}, count(*) FROM population.person GROUP BY {CELL_KEY}"
     return rows(url, f"({held} EXCEPT ALL {counted}) UNION ALL ({counted} EXCEPT ALL {held})")
+
+
+@contextmanager
+def scratch_database(server: URL, name: str) -> Iterator[URL]:
+    """An empty database ``name`` on ``server``'s server (made afresh), dropped afterwards."""
+    url = server.set(database=name)
+    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+    with psycopg.connect(Settings.libpq(server.set(database="postgres")), autocommit=True) as conn:
+        conn.execute(drop)
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield url
+    finally:
+        with psycopg.connect(Settings.libpq(server.set(database="postgres")), autocommit=True) as conn:
+            conn.execute(drop)
 
 
 def rows(url, query, *params):

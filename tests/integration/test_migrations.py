@@ -5,14 +5,11 @@ from __future__ import annotations
 import shutil
 from datetime import date, datetime, timezone
 
-import psycopg
 import pytest
-from psycopg import sql
 
 from pipelines.population.validate import CHECK_COLUMNS, validate_run
-from pipelines.settings import Settings
 from pipelines.warehouse import MIGRATIONS_DIR, connect, migrate
-from tests.support import rows
+from support import rows, scratch_database
 
 JAN1, JAN2 = datetime(2026, 1, 1, tzinfo=timezone.utc), datetime(2026, 1, 2, tzinfo=timezone.utc)
 
@@ -20,14 +17,8 @@ JAN1, JAN2 = datetime(2026, 1, 1, tzinfo=timezone.utc), datetime(2026, 1, 2, tzi
 @pytest.fixture()
 def upgrade_db(warehouse_db):
     """An empty database of its own on the test server, dropped afterwards."""
-    url = warehouse_db.set(database=f"{warehouse_db.database}_upgrade")
-    admin = Settings.libpq(warehouse_db.set(database="postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(url.database)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(url.database)))
-    yield url
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(url.database)))
+    with scratch_database(warehouse_db, f"{warehouse_db.database}_upgrade") as url:
+        yield url
 
 
 def test_0024_moves_the_checks_into_the_staged_rows(upgrade_db, tmp_path):

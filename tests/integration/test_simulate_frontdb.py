@@ -26,6 +26,7 @@ from pipelines.settings import Settings
 from pipelines.simulate import DefectRates, generate, write_day
 from pipelines.simulate.rows import output_columns
 from pipelines.simulate.verify import classify, evidence, merge_evidence, read_output
+from support import scratch_database
 
 pytestmark = pytest.mark.integration
 
@@ -40,14 +41,8 @@ RICH = DefectRates(**{f.name: min(1.0, getattr(DefectRates(), f.name) * 3) for f
 
 @pytest.fixture(scope="module")
 def simdb(frontdb):
-    url = frontdb.set(database=f"{frontdb.database}_simulate")
-    admin = Settings.libpq(frontdb.set(database="postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(url.database)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(url.database)))
-    yield url
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(url.database)))
+    with scratch_database(frontdb, f"{frontdb.database}_simulate") as url:
+        yield url
 
 
 def _generate(base: Path, url, **kw):
