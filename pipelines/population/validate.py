@@ -39,6 +39,7 @@ STAGED_COLUMNS = [
     "source_id", "seq", "source_key", "parse_error", "id_type", "id_number", "name", "sex", "birth_date",
     "death_date", "event_date", "hukou_division", "residence_division",
 ]
+_RECORD_COLUMNS = [c for c in STAGED_COLUMNS if c not in ("source_id", "seq")]  # what check_chunk reads
 # the columns of staging.population_record that hold a staged row's checks, in the order check_chunk returns them
 CHECK_COLUMNS = [
     "checked_id_type", "checked_id_number", "checked_sex", "checked_birth_date", "checked_death_date",
@@ -113,7 +114,7 @@ def check_records(records, as_of: date) -> list[tuple]:
         "source_key": [r.source_key for r in records],
         "parse_error": [r.parse_error for r in records],
         **columns,
-    }, columns=STAGED_COLUMNS)
+    }, columns=_RECORD_COLUMNS)
     checks = check_chunk(frame, as_of)
     return list(zip(*(checks[c] for c in CHECK_COLUMNS)))
 
