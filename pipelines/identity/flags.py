@@ -20,17 +20,22 @@ def mask(flags: dict[str, np.int64], code: str, where: np.ndarray) -> np.ndarray
     return np.where(where, flags[code], np.int64(0))
 
 
+def _code_table(bits: np.ndarray, codes: list[str]) -> dict[int, list[str]]:
+    """Per distinct mask present (a handful per batch), the codes whose bits it sets, in ``codes`` order."""
+    return {int(b): [c for i, c in enumerate(codes) if (int(b) >> i) & 1] for b in np.unique(bits)}
+
+
 def to_pg_array(bits: np.ndarray, codes: list[str]) -> np.ndarray:
     """Object array of literals such as ``'{}'`` or ``'{ID_BAD_CHECK_DIGIT,SEX_MISMATCH}'``, ready for COPY.
 
-    One literal is built per distinct mask present (bincount, no sort), then taken for every row.
+    One literal is built per distinct mask present, then taken for every row.
     """
     bits = np.asarray(bits, dtype=np.int64)
     if len(bits) == 0:
         return np.array([], dtype=object)
     table = np.full(int(bits.max()) + 1, None, dtype=object)
-    for b in np.flatnonzero(np.bincount(bits)):  # distinct masks only: a handful
-        table[b] = "{" + ",".join(c for i, c in enumerate(codes) if (int(b) >> i) & 1) + "}"
+    for b, listed in _code_table(bits, codes).items():
+        table[b] = "{" + ",".join(listed) + "}"
     return table[bits]
 
 
@@ -38,7 +43,7 @@ def to_code_lists(bits: np.ndarray, codes: list[str]) -> list[list[str]]:
     """Per row, the list of codes whose bits are set (a ``text[]`` value for COPY; ``[]`` for none). One list is
     built per distinct mask present and shared by the rows holding it (the lists are never mutated)."""
     bits = np.asarray(bits, dtype=np.int64)
-    lists = {int(b): [c for i, c in enumerate(codes) if (int(b) >> i) & 1] for b in np.unique(bits)}
+    lists = _code_table(bits, codes)
     return [lists[b] for b in bits.tolist()]
 
 

@@ -145,8 +145,8 @@ def validate_run(run_id: int, as_of: date, url: URL | None = None,
             on_step("delete", clock() - t)
         if unchecked:
             conn.execute(
-                "CREATE TEMP TABLE rechecked (source_id text, seq bigint, "
-                + ", ".join(f"{c} {_CHECK_TYPES[c]}" for c in CHECK_COLUMNS) + ") ON COMMIT DROP")
+                "CREATE TEMP TABLE rechecked ON COMMIT DROP AS SELECT source_id, seq, " + ", ".join(CHECK_COLUMNS)
+                + " FROM staging.population_record WITH NO DATA")  # (the staged columns' own types)
         query = (  # the staged rows of those sources without their checks (the partial index finds them)
             "SELECT " + ", ".join(STAGED_COLUMNS) + " FROM staging.population_record"
             " WHERE run_id = %s AND source_id = ANY(%s) AND reasons IS NULL ORDER BY source_id, seq"
@@ -189,11 +189,6 @@ def validate_run(run_id: int, as_of: date, url: URL | None = None,
             "SELECT count(*) FROM staging.population_record WHERE run_id = %s AND reasons IS NOT NULL",
             (run_id,)).fetchone()
     return {"checked": total, "checked_here": checked, "quarantined": quarantined}
-
-
-_CHECK_TYPES = {"checked_id_type": "text", "checked_id_number": "text", "checked_sex": "text",
-                "checked_birth_date": "date", "checked_death_date": "date", "checked_event_date": "date",
-                "reasons": "text[]", "warnings": "text[]"}
 
 
 def sources_to_check(conn, run_id: int) -> list[str]:
