@@ -74,7 +74,7 @@ BULK_DROP = {  # step -> (kind, name) dropped before it
         (INDEX, "population.person_xref_person"),
         (INDEX, "population.person_xref_last_run"),
         (FOREIGN_KEYS, "population.source_record"), (FOREIGN_KEYS, "population.person_xref"),
-        (KEY, "population.person_xref_pkey"), (KEY, "population.source_record_run_id_source_id_seq_key"),
+        (KEY, "population.person_xref_pkey"), (KEY, "population.source_record_run_seq_key"),
     ],
     "survivorship.scd2_merge": [(INDEX, "population.person_history_as_of"), (INDEX, "population.person_identity")],
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from datetime import date, datetime, timezone
 
+import psycopg
 import pytest
 
 from pipelines.population.validate import CHECK_COLUMNS, validate_run
@@ -21,17 +22,22 @@ def upgrade_db(warehouse_db):
         yield url
 
 
+def _migrate_before(url, tmp_path, version: str) -> None:
+    """The warehouse as the versions before migration ``version`` left it."""
+    before = tmp_path / f"before_{version}"
+    before.mkdir()
+    for path in MIGRATIONS_DIR.glob("*.sql"):
+        if path.name < version:
+            shutil.copy(path, before)
+    migrate(url, before)
+
+
 def test_0024_moves_the_checks_into_the_staged_rows(upgrade_db, tmp_path):
     """A run staged by a version that wrote its checks into staging.population_checked: after migration 0024 the
     checks are in the staged rows, the table is gone (new runs get no partition of it), and validation re-checks
     only the row that had no checks."""
     url = upgrade_db
-    before = tmp_path / "migrations"
-    before.mkdir()
-    for path in MIGRATIONS_DIR.glob("*.sql"):
-        if path.name < "0024":
-            shutil.copy(path, before)
-    migrate(url, before)
+    _migrate_before(url, tmp_path, "0024")
     with connect(url) as conn:
         run = conn.execute("INSERT INTO audit.run (pipeline, interval_start, interval_end) VALUES ('population', %s, %s)"
                            " RETURNING run_id", (JAN1, JAN2)).fetchone()[0]
@@ -45,7 +51,7 @@ def test_0024_moves_the_checks_into_the_staged_rows(upgrade_db, tmp_path):
             " reasons, warnings) VALUES (%s, 'psb_hukou', 1, 'RIC', '11010519491231002X', '1949-12-31', '2', '{}',"
             " '{W_ID_NORMALISED}')", (run,))
 
-    assert migrate(url) == ["0024_checks_in_staged_row.sql"]
+    assert migrate(url)[0] == "0024_checks_in_staged_row.sql"
 
     checks = ("SELECT seq, " + ", ".join(CHECK_COLUMNS) + " FROM staging.population_record WHERE run_id = %s"
               " ORDER BY seq")
@@ -66,3 +72,46 @@ def test_0024_moves_the_checks_into_the_staged_rows(upgrade_db, tmp_path):
                                              ["W_ID_NORMALISED"])  # untouched
     assert rows(url, "SELECT seq, reasons FROM quarantine.population_record WHERE run_id = %s", run) == [
         (2, ["NAME_MISSING", "KEY_MISSING"])]
+
+
+def test_0025_leads_the_record_keys_with_the_key(upgrade_db, tmp_path):
+    """The crosswalk's key and the statements' two record-key indexes are rebuilt key first over the rows they hold,
+    unique as before; the row accounting counts the statements through the new key."""
+    url = upgrade_db
+    _migrate_before(url, tmp_path, "0025")
+    with connect(url) as conn:
+        run = conn.execute("INSERT INTO audit.run (pipeline, interval_start, interval_end) VALUES ('population', %s, %s)"
+                           " RETURNING run_id", (JAN1, JAN2)).fetchone()[0]
+        person = conn.execute("INSERT INTO population.person (id_type, id_number, row_hash, valid_from, created_run_id,"
+                              " updated_run_id) VALUES ('RIC', '11010519491231002X', 'h', %s, %s, %s)"
+                              " RETURNING person_id", (JAN1, run, run)).fetchone()[0]
+        record = conn.execute(
+            "INSERT INTO population.source_record (run_id, source_id, seq, department, source_key, source_updated_at,"
+            " person_id, match_method, row_hash) VALUES (%s, 'psb_hukou', 1, 'psb', 'K1', %s, %s, 'new', 'h')"
+            " RETURNING source_record_id", (run, JAN1, person)).fetchone()[0]
+        conn.execute(
+            "INSERT INTO population.person_xref (source_id, source_key, department, person_id, match_method,"
+            " first_run_id, last_run_id, current_record_id, current_updated_at, current_run_id, current_seq,"
+            " current_row_hash) VALUES ('psb_hukou', 'K1', 'psb', %s, 'new', %s, %s, %s, %s, %s, 1, 'h')",
+            (person, run, run, record, JAN1, run))
+
+    assert migrate(url) == ["0025_record_key_indexes_key_first.sql"]
+
+    definitions = dict(rows(url, "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index"
+                                 " WHERE indrelid IN ('population.person_xref'::regclass,"
+                                 " 'population.source_record'::regclass)"))
+    assert definitions["population.person_xref_pkey"].endswith("(source_key, source_id)")
+    assert definitions["population.source_record_key"].endswith("(source_key, source_id, run_id)")
+    assert definitions["population.source_record_run_seq_key"].endswith("(run_id, seq, source_id)")
+    assert "population.source_record_run_id_source_id_seq_key" not in definitions
+    assert rows(url, "SELECT source_id, source_key, person_id FROM population.person_xref") == [
+        ("psb_hukou", "K1", person)]
+    with connect(url) as conn, pytest.raises(psycopg.errors.UniqueViolation):
+        conn.execute("INSERT INTO population.source_record (run_id, source_id, seq, department, source_key,"
+                     " source_updated_at, person_id, match_method, row_hash)"
+                     " VALUES (%s, 'psb_hukou', 1, 'psb', 'K2', %s, %s, 'new', 'h')", (run, JAN1, person))
+    with connect(url) as conn, pytest.raises(psycopg.errors.UniqueViolation):
+        conn.execute("INSERT INTO population.person_xref (source_id, source_key, department, person_id, match_method,"
+                     " first_run_id, last_run_id, current_record_id, current_updated_at, current_run_id, current_seq,"
+                     " current_row_hash) VALUES ('psb_hukou', 'K1', 'psb', %s, 'new', %s, %s, %s, %s, %s, 1, 'h')",
+                     (person, run, run, record, JAN1, run))
