@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time
@@ -39,7 +40,7 @@ class Record:
     origin: str
     payload: Any
     values: tuple[str | None, ...]  # the canonical fields in RAW_FIELD_NAMES order (id_type first), text as received
-    payload_json: str               # canonical JSON of the payload (what is stored and hashed)
+    payload_utf8: bytes             # canonical JSON of the payload, UTF-8 (what is stored and hashed)
     parse_error: str | None = None
 
     def canonical(self, name: str) -> str | None:
@@ -50,8 +51,13 @@ class Record:
         return self.values[_INDEX["id_type"]]
 
     @property
+    def payload_json(self) -> str:
+        """The canonical JSON of the payload as text."""
+        return self.payload_utf8.decode("utf-8")
+
+    @property
     def row_hash(self) -> str:
-        return hashlib.md5(self.payload_json.encode("utf-8")).hexdigest()
+        return hashlib.md5(self.payload_utf8).hexdigest()
 
 
 class MalformedFile(Exception):
@@ -86,17 +92,23 @@ def canonical_json(payload: Any) -> str:
     A flat payload of text (what 前置库 tables, CSV and XML give) is encoded by msgspec, three times faster, whose
     output for such payloads is the same string (keys in code point order, the same escapes; a property test
     compares the two); anything else (numbers, nested values from an API) goes through ``json``."""
+    return canonical_utf8(payload).decode("utf-8")
+
+
+def canonical_utf8(payload: Any) -> bytes:
+    """:func:`canonical_json` encoded in UTF-8 — what a record keeps: it is hashed and sent to the warehouse as
+    bytes, so the text is never decoded from msgspec's output only to be encoded twice again (BENCHMARKS.md row 73)."""
     if type(payload) is dict and _TEXT_TYPES.issuperset(map(type, payload.values())):  # (all text or None)
         return _text_json(payload)
-    return _json_canonical(payload)
+    return _json_canonical(payload).encode("utf-8")
 
 
-def _text_json(payload: dict[str, str | None]) -> str:
-    """canonical_json of a dict whose values are all text or None."""
+def _text_json(payload: dict[str, str | None]) -> bytes:
+    """canonical_utf8 of a dict whose values are all text or None."""
     try:
-        return _ENCODE_SORTED(payload).decode("utf-8")
+        return _ENCODE_SORTED(payload)
     except (TypeError, ValueError, msgspec.EncodeError):  # a non-text key, an unpaired surrogate: json's spelling
-        return _json_canonical(payload)
+        return _json_canonical(payload).encode("utf-8")  # (raises UnicodeEncodeError on an unpaired surrogate)
 
 
 def _json_canonical(payload: Any) -> str:
@@ -105,7 +117,7 @@ def _json_canonical(payload: Any) -> str:
 
 def row_hash(payload: Any) -> str:
     """md5 hex of the canonical JSON of the payload (staging.population_record.row_hash)."""
-    return hashlib.md5(canonical_json(payload).encode("utf-8")).hexdigest()
+    return hashlib.md5(canonical_utf8(payload)).hexdigest()
 
 
 _FORMATS = ("%Y%m%d%H%M%S", "%Y%m%d", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y/%m/%d", "%Y.%m.%d")
@@ -155,13 +167,18 @@ def _has_nul(value: Any) -> bool:
     return False
 
 
-def _strip_nul(value: Any) -> Any:
+_SURROGATE = re.compile("[\ud800-\udfff]")  # (in a str: unpaired, a pair being one character)
+
+
+def _scrub(value: Any) -> Any:
+    """``value`` with every NUL and unpaired surrogate replaced by U+FFFD: what PostgreSQL's text and UTF-8 cannot
+    hold (an API's JSON may spell both, as ``\\u0000`` and ``\\ud800``)."""
     if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
+        return _SURROGATE.sub("\ufffd", value.replace("\x00", "\ufffd"))
     if isinstance(value, dict):
-        return {_strip_nul(k): _strip_nul(v) for k, v in value.items()}
+        return {_scrub(k): _scrub(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_strip_nul(v) for v in value]
+        return [_scrub(v) for v in value]
     return value
 
 
@@ -198,20 +215,24 @@ class RecordBuilder:
 
         ``source_updated_at`` is used as given when the caller already has it typed (前置库 timestamptz); otherwise
         the ``updated_at`` field is parsed, falling back to ``fallback_updated_at`` (the drop date for files).
-        PostgreSQL text cannot hold NUL: a payload containing one is kept with NUL replaced by U+FFFD and flagged as
-        a parse error, so it is quarantined rather than silently altered.
+        PostgreSQL text cannot hold NUL nor an unpaired surrogate (not UTF-8): a payload containing one is kept with
+        it replaced by U+FFFD and flagged as a parse error, so it is quarantined rather than silently altered.
         """
         source = self.source
         # every value text or None (a 前置库 row, a CSV row, an XML record, an XLSX row's cell texts — nearly every
         # row): the payload goes straight to the sorted encoder and the fields are taken by one C-level map, with
         # nothing to convert (testing each field in a genexpr was a tenth of a 前置库 source's extract)
         text = type(payload) is dict and _TEXT_TYPES.issuperset(map(type, payload.values()))
-        payload_json = _text_json(payload) if text else _json_canonical(payload)
+        try:
+            payload_utf8 = _text_json(payload) if text else _json_canonical(payload).encode("utf-8")
+        except UnicodeEncodeError:  # an unpaired surrogate
+            payload_utf8 = None
         parse_error = None
-        if "\\u0000" in payload_json and _has_nul(payload):  # cheap filter on the JSON text first
-            payload = _strip_nul(payload)
-            payload_json = canonical_json(payload)
-            parse_error = "NUL character in the record (replaced by U+FFFD in the payload)"
+        if payload_utf8 is None or (b"\\u0000" in payload_utf8 and _has_nul(payload)):  # (cheap filter first)
+            what = "unpaired surrogate" if payload_utf8 is None else "NUL character"
+            payload = _scrub(payload)
+            payload_utf8 = canonical_utf8(payload)
+            parse_error = f"{what} in the record (replaced by U+FFFD in the payload)"
         get = payload.get
         if text:
             values = tuple(map(get, self._keys))
@@ -224,12 +245,12 @@ class RecordBuilder:
             )
         if source_updated_at is None:
             source_updated_at = parse_updated_at(get(source.updated_at)) or fallback_updated_at
-        return Record(as_text(get(source.key)), source_updated_at, origin, payload, values, payload_json, parse_error)
+        return Record(as_text(get(source.key)), source_updated_at, origin, payload, values, payload_utf8, parse_error)
 
     def malformed(self, raw: Any, origin: str, error: str, fallback_updated_at: datetime | None) -> Record:
         """A row that could not be split into the source's fields: kept raw as ``{"_raw": raw}`` with its error."""
-        payload = {"_raw": _strip_nul(raw)}
-        return Record(None, fallback_updated_at, origin, payload, self._malformed_values, canonical_json(payload),
+        payload = {"_raw": _scrub(raw)}
+        return Record(None, fallback_updated_at, origin, payload, self._malformed_values, canonical_utf8(payload),
                       error)
 
 
@@ -261,7 +282,7 @@ def copy_row(record: Record, run_id: int, source: Source, seq: int) -> tuple[Any
         record.row_hash,
         record.origin,
         *record.values,
-        record.payload_json,
+        record.payload_utf8,
         record.parse_error,
     )
 

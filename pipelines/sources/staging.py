@@ -69,14 +69,14 @@ _COPY = sql.SQL("COPY staging.population_record ({}) FROM STDIN (FORMAT BINARY)"
 
 
 class _JsonbText(Dumper):
-    """A payload already spelled as canonical JSON text, sent as jsonb in COPY's binary format (version 1, then the
-    text) — psycopg's own jsonb dumper would encode the string again as a JSON string."""
+    """A payload already spelled as canonical JSON in UTF-8 (``Record.payload_utf8``), sent as jsonb in COPY's binary
+    format (version 1, then the text) — psycopg's own jsonb dumper would encode it again as a JSON string."""
 
     format = Format.BINARY
     oid = psycopg.adapters.types["jsonb"].oid
 
-    def dump(self, obj: str) -> bytes:
-        return b"\x01" + obj.encode()
+    def dump(self, obj: bytes) -> bytes:
+        return b"\x01" + obj
 
 
 def _copy_types(conn: psycopg.Connection) -> list[int]:

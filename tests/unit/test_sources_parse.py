@@ -141,6 +141,18 @@ def test_nul_characters_are_flagged_not_silently_dropped():
     assert ok.parse_error is None and ok.payload["XM"] == "a\\u0000b"
 
 
+def test_unpaired_surrogates_are_flagged_not_a_failed_extract():
+    # an API's JSON may spell "\\ud800" alone: json gives a str that is not UTF-8, which neither the row hash nor
+    # PostgreSQL could take (the whole source's extract failed on it)
+    s = source("psb_residence_permit")
+    r = build_record(s, {"JZZBH": "J1", "XM": "张\ud800三", "NOTE": {"x": ["\udfff"]}}, "o:1")
+    assert r.payload == {"JZZBH": "J1", "XM": "张\ufffd三", "NOTE": {"x": ["\ufffd"]}}
+    assert r.parse_error.startswith("unpaired surrogate") and r.canonical("name") == "张\ufffd三"
+    assert r.payload_utf8.decode("utf-8") == r.payload_json and r.row_hash == row_hash(r.payload)
+    pair = build_record(s, {"JZZBH": "J2", "XM": "\U0001f600"}, "o:2")  # a pair is one character: fine
+    assert pair.parse_error is None and pair.payload_json == '{"JZZBH":"J2","XM":"\U0001f600"}'
+
+
 def test_malformed_record_keeps_raw_and_registry_id_type():
     from pipelines.sources.records import malformed_record
 
