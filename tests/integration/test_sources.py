@@ -439,7 +439,10 @@ def api():
         def do_GET(self):  # noqa: N802
             parts = urlsplit(self.path)
             status, body = state.answer(parts.path, {k: v[0] for k, v in parse_qs(parts.query).items()})
-            data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+            try:
+                data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError:  # an unpaired surrogate: spelled as its JSON escape, as a real API would
+                data = json.dumps(body).encode("ascii")
             self.send_response(status)
             self.send_header("Content-Type", "application/json; charset=utf-8")
             self.send_header("Content-Length", str(len(data)))
@@ -513,6 +516,22 @@ def test_api_pages_window_retry_rerun_and_4xx(clean_warehouse, api, monkeypatch)
     api.fail_4xx = False
     assert one(url, "SELECT count(*) FROM audit.extract WHERE run_id = %s", (run3,)) == (0,)
     assert watermark(url, "health_vital_events") == JAN3
+
+
+def test_an_unpaired_surrogate_from_the_api_is_quarantined_not_a_failed_extract(clean_warehouse, api):
+    """JSON may spell a lone UTF-16 half ("\\ud800"); decoded, it is no UTF-8 text: the row is staged with it replaced
+    by U+FFFD and quarantined as malformed, its neighbours staged as usual (the extract failed whole before)."""
+    url = clean_warehouse
+    bad = vital(1, JAN1 + timedelta(seconds=60)) | {"name": "王\ud800五"}
+    api.items = [vital(0, JAN1 + timedelta(seconds=30)), bad]
+    run1 = run_for(JAN1, JAN2, url)
+    assert stage_source("health_vital_events", run1, JAN1, JAN2, url)["received"] == 2
+    got = staged(url, run1, "health_vital_events")
+    assert got[1]["payload"]["name"] == "王\ufffd五" and got[1]["parse_error"].startswith("unpaired surrogate")
+    assert got[0]["parse_error"] is None
+    validate_run(run1, JAN3.date(), url)
+    assert rows(url, "SELECT reasons FROM quarantine.population_record WHERE run_id = %s AND source_key = %s",
+                (run1, "EV00001")) == [(["MALFORMED_ROW"],)]  # (the fixture's numbers fail their checks anyway)
 
 
 def test_a_file_replaced_under_the_same_path_is_taken_again(clean_warehouse, landing):
