@@ -18,7 +18,7 @@ BIRTH_DATE_MISMATCH = "BIRTH_DATE_MISMATCH"    # declared birth date disagrees w
 BAD_DATE = "BAD_DATE"                          # a date field that is not a real date
 NAME_MISSING = "NAME_MISSING"                  # no name
 KEY_MISSING = "KEY_MISSING"                    # the source record has no key (cannot be tracked or updated)
-MALFORMED_ROW = "MALFORMED_ROW"                # wrong number of fields, unparseable XML element, bad JSON, NUL, lone surrogate
+MALFORMED_ROW = "MALFORMED_ROW"                # wrong number of fields, unparseable XML element, bad JSON, NUL, surrogate
 BAD_DIVISION = "BAD_DIVISION"                  # a division field that is not a GB/T 2260 code
 # Matching (rows held in the review queue are quarantined with one of these until a person decides)
 REVIEW_AMBIGUOUS_MATCH = "REVIEW_AMBIGUOUS_MATCH"  # no usable ID; evidence matches several persons

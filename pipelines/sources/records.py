@@ -107,8 +107,8 @@ def _text_json(payload: dict[str, str | None]) -> bytes:
     """canonical_utf8 of a dict whose values are all text or None."""
     try:
         return _ENCODE_SORTED(payload)
-    except (TypeError, ValueError, msgspec.EncodeError):  # a non-text key, an unpaired surrogate: json's spelling
-        return _json_canonical(payload).encode("utf-8")  # (raises UnicodeEncodeError on an unpaired surrogate)
+    except (TypeError, ValueError, msgspec.EncodeError):  # a non-text key: json's spelling (an unpaired
+        return _json_canonical(payload).encode("utf-8")   # surrogate raises UnicodeEncodeError here: build())
 
 
 def _json_canonical(payload: Any) -> str:
