@@ -16,7 +16,7 @@ a person's statements, crosswalk rows, versions and discrepancies are all writte
    exclusive locks would make the slices' inserts wait for its end.)
 2. **The match, in the main transaction** (candidates, duplicates, match by ID and by evidence: as always,
    city-wide, the candidates' scan already in parallel workers). Its writes (the run's duplicates, review rows and
-   quarantine) stay uncommitted until the end.
+   their quarantine rows) are committed with the main slice (5.).
 3. **The slices.** Person ids are drawn in ID-number order (30_match_by_id.sql); slice i is a range of them, so
    two backends rarely insert into the same index pages. Each other slice of the temporary tables the later
    steps read (``candidate``, ``new_person``; ``run_key`` whole) is streamed to its backend with ``COPY … TO
@@ -26,21 +26,29 @@ a person's statements, crosswalk rows, versions and discrepancies are all writte
    (every person of its crosswalk: in an empty warehouse, its own slice's), the SCD2 merge, the discrepancies.
    Only the main backend analyses the statements and the crosswalk (two ANALYZEs of one table wait for each
    other's transaction: with the slices' commits held back, a deadlock no server would see).
-5. **Commit.** The other slices commit once every slice has succeeded; then the main transaction restores the
-   dropped objects (a duplicate key or a broken foreign key fails here, as on the one-transaction path), counts
-   ``resident_cell`` afresh, analyses, prewarms, checks the row accounting, deletes the ``bulk_load`` row and
-   commits.
+5. **Commit.** The other slices commit once every slice has succeeded, then the main transaction (its slice and
+   the match's writes). The bulk_load row stays: the load is not finished.
+6. **The restores from two backends** (:func:`restore_objects`): the main one and the second slice's, each taking
+   the next object of a common queue, largest table first — every index and key and the cells counted afresh,
+   then the foreign keys (which may need the keys), the triggers, the statistics; then the prewarm. ``CREATE INDEX`` needs
+   the rows committed to be run from two backends at once (one backend's uncommitted rows would make the other's
+   build wait for its end), hence the commit before. A duplicate key or a broken foreign key fails here, as on the
+   one-transaction path.
+7. **The row accounting**, in one transaction with the deletion of the ``bulk_load`` row: the load is finished
+   when that commits.
 
 If anything fails, every open transaction rolls back and :func:`recover` empties the golden tables (empty before
-the load, written by nobody else: every reconciliation holds merge.RECONCILE_LOCK) and restores the dropped
-objects; a crash of the process leaves the ``bulk_load`` row, and the next reconciliation does the same first.
-Readers of the golden tables may see some slices' rows before the main transaction commits; the run is not
-successful (nor gated, nor published) until it does.
+the load, written by nobody else: every reconciliation holds merge.RECONCILE_LOCK), deletes the match's writes of
+the run (committed with the main slice), and restores the dropped objects that are not back yet; a crash of the
+process leaves the ``bulk_load`` row, and the next reconciliation does the same first. Readers of the golden tables
+may see the slices' rows before the load is finished; the run is not successful (nor gated, nor published) until
+it is.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -60,6 +68,19 @@ SLICE_TABLES = ["population.source_record", "population.person_xref", "populatio
 MATCH_STEPS = merge.STEPS[:4]  # candidates, duplicates, match by ID, match by evidence: in the main transaction
 SLICED = ("candidate", "new_person")  # the main transaction's temporary tables a slice reads, by person ...
 WHOLE = ("run_key",)  # ... and whole (the crosswalk's rows of the run's keys: none in an empty warehouse)
+# what the match writes outside the golden tables (20_duplicates, 40_match_by_evidence), committed with the main
+# slice: deleted by recover() (the quarantine rows of the review queue first, found through it)
+MATCH_WRITES = [
+    "DELETE FROM quarantine.population_record q USING population.review_queue r"
+    " WHERE r.run_id = %(run_id)s AND q.run_id = r.run_id AND q.source_id = r.source_id AND q.seq = r.seq",
+    "DELETE FROM population.review_queue WHERE run_id = %(run_id)s",
+    "DELETE FROM staging.population_duplicate WHERE run_id = %(run_id)s",
+]
+# What restoring an object that is back already raises (an index or key: its relation exists; a foreign key or
+# trigger: the object exists; a primary key: a second one): recover() skips it. The golden tables are empty by
+# then, so no other failure is expected of a restore.
+ALREADY_RESTORED = (psycopg.errors.DuplicateTable, psycopg.errors.DuplicateObject,
+                    psycopg.errors.InvalidTableDefinition)
 # A backend whose slice is done waits, idle in its transaction, for the others: a server's
 # idle_in_transaction_session_timeout must not end it meanwhile (it would fail the load, to be undone and redone).
 WAIT_SETTINGS = {"idle_in_transaction_session_timeout": "0"}
@@ -75,9 +96,10 @@ def warehouse_empty(conn) -> bool:
 
 
 def recover(conn) -> int | None:
-    """Finish off an unfinished partitioned load (a ``population.bulk_load`` row): empty the golden tables, restore
-    the objects it dropped. Returns the run it cleaned up after, if any. ``conn`` is in autocommit mode and holds
-    merge.RECONCILE_LOCK."""
+    """Finish off an unfinished partitioned load (a ``population.bulk_load`` row): empty the golden tables, delete
+    the match's writes of its run (its duplicates, review rows and their quarantine rows, committed with the main
+    slice), restore the objects it dropped that are not back yet. Returns the run it cleaned up after, if any.
+    ``conn`` is in autocommit mode and holds merge.RECONCILE_LOCK."""
     with conn.transaction():
         row = conn.execute("SELECT run_id, restore FROM population.bulk_load ORDER BY run_id LIMIT 1").fetchone()
         if row is None:
@@ -85,11 +107,19 @@ def recover(conn) -> int | None:
         run_id, restore = row
         conn.execute(sql.SQL("TRUNCATE {}").format(
             sql.SQL(", ").join(sql.Identifier(*t.split(".")) for t in SLICE_TABLES)))
+        for statement in MATCH_WRITES:
+            conn.execute(statement, {"run_id": run_id})
+        restored = 0
         for statement in restore:
-            conn.execute(statement)
+            try:
+                with conn.transaction():  # (a savepoint)
+                    conn.execute(statement)
+                restored += 1
+            except ALREADY_RESTORED:  # the load failed or stopped during its restores, or after them
+                pass
         conn.execute("DELETE FROM population.bulk_load WHERE run_id = %s", (run_id,))
-    log.warning("run %s: an unfinished partitioned load was undone (golden tables emptied, %d objects restored)",
-                run_id, len(restore))
+    log.warning("run %s: an unfinished partitioned load was undone (golden tables emptied, %d of %d objects "
+                "restored, the others were back already)", run_id, restored, len(restore))
     return run_id
 
 
@@ -162,22 +192,22 @@ def reconcile_first_load(conn, url: URL | None, run_id: int, authorities, k: int
                 raise failures[0]
             report("partitions: all slices", started, [])
 
-            # 5. commit the slices, then restore, count, analyse, prewarm, account, commit
+            # 5. commit the other slices, then this one with the match's writes ...
             started, statements = time.perf_counter(), []
             for i, worker in enumerate(workers, start=1):
                 timed(statements, f"commit slice {i + 1}/{k}", worker.commit)
-            for kind, obj, texts in dropped:
-                timed(statements, f"restore {kind} {obj} (bulk load)", lambda texts=texts: execute_all(conn, texts))
-            timed(statements, "count population.resident_cell afresh (bulk load)",
-                  lambda: conn.execute("SELECT population.resident_cell_rebuild()").fetchone()[0])
-            for table in (*merge.BULK_ANALYZE["population/50_statements.sql"],
-                          *merge.BULK_ANALYZE["survivorship.scd2_merge"]):
-                timed(statements, f"analyze {table} (bulk load)", lambda t=table: merge.analyze(conn, t))
             t0 = time.perf_counter()
-            loaded = merge.prewarm(conn, rebuilt + [i for i in merge.PREWARM_ALSO if i not in rebuilt])
-            statements.append((f"pg_prewarm {', '.join(loaded) or '(skipped)'}", len(loaded), time.perf_counter() - t0))
-            report("bulk load: restore", started, statements)
-
+        statements.append((f"commit slice 1/{k} and the match", 0, time.perf_counter() - t0))
+        # ... then the restores, from two backends, the cells and statistics, the prewarm ...
+        for worker in workers:
+            worker.autocommit = True
+        restore_objects([conn, *workers[:1]], dropped, statements)
+        t0 = time.perf_counter()
+        loaded = merge.prewarm(conn, rebuilt + [i for i in merge.PREWARM_ALSO if i not in rebuilt])
+        statements.append((f"pg_prewarm {', '.join(loaded) or '(skipped)'}", len(loaded), time.perf_counter() - t0))
+        report("bulk load: restore", started, statements)
+        # ... and the accounting, with the end of the load
+        with conn.transaction():
             merge.account(conn, run_id, lambda name, script: timed_step(conn, name, script, params, on_step))
             conn.execute("DELETE FROM population.bulk_load WHERE run_id = %s", (run_id,))
     except BaseException:
@@ -204,6 +234,81 @@ def reconcile_first_load(conn, url: URL | None, run_id: int, authorities, k: int
 def execute_all(conn, statements: list[str]) -> None:
     for statement in statements:
         conn.execute(statement)
+
+
+def restore_objects(connections: list[psycopg.Connection], dropped: list[tuple[str, str, list[str]]],
+                    statements: list) -> None:
+    """Restore the dropped objects of a committed load, count the cells afresh and analyse the filled tables, the
+    work shared by ``connections`` (in autocommit mode): each takes the next task of a common queue, the largest
+    tables' first, as soon as it is free. First every index and key and the cells, then (once all are built) the
+    foreign keys, which may need them, the triggers and the statistics. A restore that fails (a duplicate key, a
+    broken foreign key) stops the other connection's task and is raised; :func:`recover` then undoes the load."""
+    tables = {(kind, obj): _table_of(kind, obj, texts) for kind, obj, texts in dropped}
+    sizes = dict(connections[0].execute(
+        "SELECT t, pg_relation_size(t::regclass) FROM unnest(%s::text[]) AS t", (sorted(set(tables.values())),),
+    ).fetchall())
+    tasks = {True: [], False: []}  # (an index or key?) -> (label, size of its table, action)
+    for kind, obj, texts in dropped:
+        tasks[kind in (merge.INDEX, merge.KEY)].append((f"restore {kind} {obj} (bulk load)", sizes[tables[kind, obj]],
+                                                        lambda c, texts=texts: execute_all(c, texts)))
+    keys, rest = tasks[True], tasks[False]
+    for table in (*merge.BULK_ANALYZE["population/50_statements.sql"], *merge.BULK_ANALYZE["survivorship.scd2_merge"]):
+        rest.append((f"analyze {table} (bulk load)", 0, lambda c, t=table: merge.analyze(c, t)))
+    cells = ("count population.resident_cell afresh (bulk load)", 0,
+             lambda c: c.execute("SELECT population.resident_cell_rebuild()").fetchone()[0])
+    # (the cells need no index: counted beside the builds, the longest task first)
+    run_shared(connections, [cells, *sorted(keys, key=lambda task: -task[1])], statements)
+    run_shared(connections, sorted(rest, key=lambda task: -task[1]), statements)
+
+
+def _table_of(kind: str, obj: str, texts: list[str]) -> str:
+    """The table a dropped object belongs to: named by the object (foreign keys), else by its restoring statement
+    (``CREATE … INDEX name ON table``, ``ALTER TABLE table ADD CONSTRAINT``, ``CREATE TRIGGER … ON table``)."""
+    if kind == merge.FOREIGN_KEYS:
+        return obj
+    if kind == merge.KEY:
+        return texts[0].split()[2]
+    return re.search(r" ON (?:ONLY )?(\S+) ", texts[0]).group(1)
+
+
+def run_shared(connections: list[psycopg.Connection], tasks: list[tuple[str, float, Callable]],
+               statements: list) -> None:
+    """Run ``tasks`` ((label, size, action(connection))), in their order, on whichever of ``connections`` is free
+    first (a thread for each but the first, which runs in this one); timed into ``statements``. The first failure
+    cancels the other connections' statements and is raised once every thread has stopped."""
+    queue = list(reversed(tasks))
+    lock = threading.Lock()
+    failures: list[BaseException] = []
+
+    def work(conn: psycopg.Connection) -> None:
+        while True:
+            with lock:
+                if failures or not queue:
+                    return
+                label, _, action = queue.pop()
+            t0 = time.perf_counter()
+            try:
+                rows = action(conn)
+            except BaseException as exc:
+                with lock:
+                    failures.append(exc)
+                for other in connections:
+                    if other is not conn:
+                        other.cancel()
+                return
+            statements.append((label, rows if isinstance(rows, int) else 0, time.perf_counter() - t0))
+
+    threads = [threading.Thread(target=work, args=(c,), name=f"restore-{i + 2}")
+               for i, c in enumerate(connections[1:])]
+    for thread in threads:
+        thread.start()
+    try:
+        work(connections[0])
+    finally:
+        for thread in threads:
+            thread.join()
+    if failures:
+        raise failures[0]
 
 
 def timed_step(conn, name: str, script, params: dict, on_step, label: str | None = None,

@@ -8,6 +8,7 @@ import json
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 from stdnum.cn import ric
@@ -304,8 +305,9 @@ def test_bulk_load_prewarms_the_indexes_it_rebuilt(clean_warehouse, monkeypatch)
     rebuilt = [s.removeprefix("restore index ").removeprefix("restore key ").removesuffix(" (bulk load)")
                for s, _ in steps if s.startswith(("restore index ", "restore key "))]
     assert len(rebuilt) >= 10 and "population.person_xref_pkey" in rebuilt
-    warmed = rebuilt + merge.PREWARM_ALSO  # (and the statements' key, which the bulk path keeps)
-    assert ("pg_prewarm " + ", ".join(warmed), len(warmed)) in steps
+    warmed = sorted(rebuilt + merge.PREWARM_ALSO)  # (and the statements' key, which the bulk path keeps)
+    assert [sorted(s.removeprefix("pg_prewarm ").split(", ")) for s, n in steps
+            if s.startswith("pg_prewarm ") and n == len(warmed)] == [warmed]  # (in any order)
     with connect(url) as conn:
         assert merge.prewarm(conn, rebuilt) == rebuilt
         monkeypatch.setattr(merge, "PREWARM_SHARE", 0.0)
@@ -439,10 +441,11 @@ def test_step_settings_hold_for_their_step_only(clean_warehouse, monkeypatch, pa
 
     def spy(conn, script, params=None, on_statement=None):
         seen.setdefault(conn.info.backend_pid, []).append(conn.execute("SHOW jit").fetchone()[0])
-        waits.add(conn.execute("SHOW idle_in_transaction_session_timeout").fetchone()[0])
+        waits.setdefault(conn.info.backend_pid, []).append(
+            conn.execute("SHOW idle_in_transaction_session_timeout").fetchone()[0])
         return original(conn, script, params, on_statement=on_statement)
 
-    waits: set[str] = set()
+    waits: dict[int, list[str]] = {}  # backend -> idle_in_transaction_session_timeout at each step
     monkeypatch.setattr(merge, "run_script", spy)
     # a session that starts with it on, on a server that ends idle transactions after a second
     monkeypatch.setenv("PGOPTIONS", "-c jit=on -c idle_in_transaction_session_timeout=1000")
@@ -456,8 +459,10 @@ def test_step_settings_hold_for_their_step_only(clean_warehouse, monkeypatch, pa
     expected = [steps] + [sliced] * (partitions - 1)  # (the main backend, then the other slices')
     assert sorted(seen.values(), key=len, reverse=True) == [
         ["off" if s == "survivorship.discrepancy_query" else "on" for s in backend] for backend in expected]
-    # (a sliced load's backends wait for each other idle in their transactions: never cut off for it)
-    assert waits == ({"1s"} if partitions == 1 else {"0"})
+    # (a sliced load's backends wait for each other idle in their transactions: never cut off for it; the
+    # accounting, in a transaction of its own after the restores, waits for nobody)
+    assert sorted(waits.values(), key=len, reverse=True) == (
+        [["1s"] * len(steps)] if partitions == 1 else [["0"] * (len(steps) - 1) + ["1s"], ["0"] * len(sliced)])
 
 
 def test_each_change_opens_the_next_version(day1):
@@ -607,35 +612,54 @@ def test_a_partitioned_first_load_writes_what_one_transaction_writes(clean_wareh
 
 
 @pytest.mark.parametrize("crash", [False, True])
+@pytest.mark.parametrize("failing", ["restore", "accounting"])
 def test_a_failed_partitioned_load_leaves_an_empty_warehouse_and_a_rerun_completes(clean_warehouse, monkeypatch,
-                                                                                    crash):
-    """A partitioned load that fails after its slices committed (here: the row accounting) is undone — golden tables
-    empty, every dropped index, key, foreign key and trigger back — at once, or, when the process died before it
-    could (``crash``), by the next reconciliation, which then loads the run completely."""
+                                                                                    failing, crash):
+    """A partitioned load that fails after every slice and the match's writes were committed — during its restores
+    (here: the crosswalk's key, some objects back already, others not) or after them (the row accounting) — is
+    undone: golden tables empty, the run's duplicates and review rows gone, every dropped index, key, foreign key and
+    trigger back. At once, or, when the process died before it could (``crash``), by the next reconciliation, which
+    then loads the run completely, each duplicate and review row once."""
     from pipelines.reconcile import merge, partitioned
     from pipelines.report import format_summary, warehouse_summary
 
     url = clean_warehouse
     schema = one(url, SCHEMA_OBJECTS)
     run1 = stage_city(url)
+    match_writes = ("SELECT (SELECT count(*) FROM staging.population_duplicate WHERE run_id = r),"
+                    " (SELECT count(*) FROM population.review_queue WHERE run_id = r),"
+                    " (SELECT count(*) FROM quarantine.population_record WHERE run_id = r) FROM (SELECT %s AS r) x")
+    quarantined_by_validation = one(url, match_writes, run1)[0][2]
 
-    def fail(conn, run_id, step):
-        raise merge.AccountingError("injected")
+    if failing == "accounting":
+        def fail(conn, run_id, step):
+            raise merge.AccountingError("injected")
 
-    monkeypatch.setattr(merge, "account", fail)
+        monkeypatch.setattr(merge, "account", fail)
+    else:
+        execute_all = partitioned.execute_all
+
+        def fail(conn, statements):
+            if any("person_xref_pkey" in s for s in statements):
+                raise psycopg.errors.UniqueViolation("injected")
+            execute_all(conn, statements)
+
+        monkeypatch.setattr(partitioned, "execute_all", fail)
     if crash:
         monkeypatch.setattr(partitioned, "recover", lambda conn: None)
-    with pytest.raises(merge.AccountingError):
+    with pytest.raises((merge.AccountingError, psycopg.errors.UniqueViolation)):
         reconcile_run(run1, url, partitions=2)
-    if crash:  # the other slice's rows were committed; the row says how to undo them
+    if crash:  # every slice's rows and the match's writes were committed; the row says how to undo them
         assert one(url, "SELECT run_id FROM population.bulk_load") == [(run1,)]
         assert one(url, "SELECT count(*) > 0 FROM population.person") == [(True,)]
-        assert one(url, SCHEMA_OBJECTS) != schema
+        assert one(url, match_writes, run1)[0][1] > 0
+        assert (one(url, SCHEMA_OBJECTS) == schema) == (failing == "accounting")  # (every object back before it)
         assert f"! run {run1}: a partitioned load started" in format_summary(warehouse_summary(url))
     else:
         assert one(url, "SELECT count(*) FROM population.bulk_load") == [(0,)]
         assert one(url, "SELECT (SELECT count(*) FROM population.person) + (SELECT count(*) FROM"
                         " population.source_record) + (SELECT count(*) FROM population.person_xref)") == [(0,)]
+        assert one(url, match_writes, run1) == [(0, 0, quarantined_by_validation)]
         assert one(url, SCHEMA_OBJECTS) == schema
     monkeypatch.undo()
     accounting = reconcile_run(run1, url, partitions=2)
@@ -643,5 +667,8 @@ def test_a_failed_partitioned_load_leaves_an_empty_warehouse_and_a_rerun_complet
     assert one(url, "SELECT count(*) FROM population.person") == [(60,)]
     assert sum(a["merged"] for a in accounting.values()) == one(
         url, "SELECT count(*) FROM population.source_record")[0][0]
+    assert accounting["psb_hukou"]["duplicates"] == 9
+    assert one(url, match_writes, run1) == [(sum(a["duplicates"] for a in accounting.values()), 1,
+                                                      quarantined_by_validation + 1)]
     assert cells_disagreeing(url) == []
     assert "partitioned load" not in format_summary(warehouse_summary(url))
