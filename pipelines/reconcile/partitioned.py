@@ -30,8 +30,8 @@ a person's statements, crosswalk rows, versions and discrepancies are all writte
    the match's writes). The bulk_load row stays: the load is not finished.
 6. **The restores from two backends** (:func:`restore_objects`): the main one and the second slice's, each taking
    the next object of a common queue, largest table first — every index and key and the cells counted afresh,
-   then the foreign keys (which may need the keys), the triggers, the statistics; then the prewarm. ``CREATE INDEX`` needs
-   the rows committed to be run from two backends at once (one backend's uncommitted rows would make the other's
+   then the foreign keys (which may need the keys), the triggers, the statistics; then the prewarm. Two backends
+   can build indexes at once only over committed rows (one backend's uncommitted rows would make the other's
    build wait for its end), hence the commit before. A duplicate key or a broken foreign key fails here, as on the
    one-transaction path.
 7. **The row accounting**, in one transaction with the deletion of the ``bulk_load`` row: the load is finished
