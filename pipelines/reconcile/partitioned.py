@@ -28,8 +28,8 @@ a person's statements, crosswalk rows, versions and discrepancies are all writte
    other's transaction: with the slices' commits held back, a deadlock no server would see).
 5. **Commit.** The other slices commit once every slice has succeeded, then the main transaction (its slice and
    the match's writes). The bulk_load row stays: the load is not finished.
-6. **The restores from two backends** (:func:`restore_objects`): the main one and the second slice's, each taking
-   the next object of a common queue, largest table first — every index and key and the cells counted afresh,
+6. **The restores from every slice's backend** (:func:`restore_objects`; two by default), each taking the next
+   object of a common queue, largest table first — every index and key and the cells counted afresh,
    then the foreign keys (which may need the keys), the triggers, the statistics; then the prewarm. Two backends
    can build indexes at once only over committed rows (one backend's uncommitted rows would make the other's
    build wait for its end), hence the commit before. A duplicate key or a broken foreign key fails here, as on the
@@ -198,10 +198,10 @@ def reconcile_first_load(conn, url: URL | None, run_id: int, authorities, k: int
                 timed(statements, f"commit slice {i + 1}/{k}", worker.commit)
             t0 = time.perf_counter()
         statements.append((f"commit slice 1/{k} and the match", 0, time.perf_counter() - t0))
-        # ... then the restores, from two backends, the cells and statistics, the prewarm ...
+        # ... then the restores from every slice's backend, the cells and statistics, the prewarm ...
         for worker in workers:
             worker.autocommit = True
-        restore_objects([conn, *workers[:1]], dropped, statements)
+        restore_objects([conn, *workers], dropped, statements)
         t0 = time.perf_counter()
         loaded = merge.prewarm(conn, rebuilt + [i for i in merge.PREWARM_ALSO if i not in rebuilt])
         statements.append((f"pg_prewarm {', '.join(loaded) or '(skipped)'}", len(loaded), time.perf_counter() - t0))
