@@ -114,9 +114,9 @@ def recover(conn) -> int | None:
             try:
                 with conn.transaction():  # (a savepoint)
                     conn.execute(statement)
-                restored += 1
             except ALREADY_RESTORED:  # the load failed or stopped during its restores, or after them
-                pass
+                continue
+            restored += 1
         conn.execute("DELETE FROM population.bulk_load WHERE run_id = %s", (run_id,))
     log.warning("run %s: an unfinished partitioned load was undone (golden tables emptied, %d of %d objects "
                 "restored, the others were back already)", run_id, restored, len(restore))
@@ -247,11 +247,10 @@ def restore_objects(connections: list[psycopg.Connection], dropped: list[tuple[s
     sizes = dict(connections[0].execute(
         "SELECT t, pg_relation_size(t::regclass) FROM unnest(%s::text[]) AS t", (sorted(set(tables.values())),),
     ).fetchall())
-    tasks = {True: [], False: []}  # (an index or key?) -> (label, size of its table, action)
+    keys, rest = [], []  # (label, size of its table, action): the indexes and keys, the others
     for kind, obj, texts in dropped:
-        tasks[kind in (merge.INDEX, merge.KEY)].append((f"restore {kind} {obj} (bulk load)", sizes[tables[kind, obj]],
-                                                        lambda c, texts=texts: execute_all(c, texts)))
-    keys, rest = tasks[True], tasks[False]
+        (keys if kind in (merge.INDEX, merge.KEY) else rest).append((
+            f"restore {kind} {obj} (bulk load)", sizes[tables[kind, obj]], lambda c, texts=texts: execute_all(c, texts)))
     for table in (*merge.BULK_ANALYZE["population/50_statements.sql"], *merge.BULK_ANALYZE["survivorship.scd2_merge"]):
         rest.append((f"analyze {table} (bulk load)", 0, lambda c, t=table: merge.analyze(c, t)))
     cells = ("count population.resident_cell afresh (bulk load)", 0,
