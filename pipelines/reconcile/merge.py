@@ -76,13 +76,12 @@ BULK_DROP = {  # step -> (kind, name) dropped before it
         (FOREIGN_KEYS, "population.source_record"), (FOREIGN_KEYS, "population.person_xref"),
         (KEY, "population.person_xref_pkey"), (KEY, "population.source_record_run_seq_key"),
     ],
-    "survivorship.scd2_merge": [(INDEX, "population.person_history_as_of"), (INDEX, "population.person_identity")],
+    "survivorship.scd2_merge": [(INDEX, "population.person_identity")],
 }
 BULK_RESTORE = {  # step -> (kind, name) restored after it
     "population/50_statements.sql": BULK_DROP["population/50_statements.sql"],
     "survivorship.scd2_merge": [(INDEX, "population.person_evidence"), (INDEX, "population.person_updated_run"),
-                                (FOREIGN_KEYS, "population.person"), (INDEX, "population.person_history_as_of"),
-                                (INDEX, "population.person_identity")],
+                                (FOREIGN_KEYS, "population.person"), (INDEX, "population.person_identity")],
 }
 
 # ... and analysed after it: a bulk load multiplies the table's size within the transaction, far beyond what its

@@ -95,7 +95,7 @@ def test_0025_leads_the_record_keys_with_the_key(upgrade_db, tmp_path):
             " current_row_hash) VALUES ('psb_hukou', 'K1', 'psb', %s, 'new', %s, %s, %s, %s, %s, 1, 'h')",
             (person, run, run, record, JAN1, run))
 
-    assert migrate(url) == ["0025_record_key_indexes_key_first.sql"]
+    assert migrate(url)[0] == "0025_record_key_indexes_key_first.sql"
 
     definitions = dict(rows(url, "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index"
                                  " WHERE indrelid IN ('population.person_xref'::regclass,"
@@ -115,3 +115,24 @@ def test_0025_leads_the_record_keys_with_the_key(upgrade_db, tmp_path):
                      " first_run_id, last_run_id, current_record_id, current_updated_at, current_run_id, current_seq,"
                      " current_row_hash) VALUES ('psb_hukou', 'K1', 'psb', %s, 'new', %s, %s, %s, %s, %s, 1, 'h')",
                      (person, run, run, record, JAN1, run))
+
+
+def test_0026_drops_the_unread_history_index(upgrade_db, tmp_path):
+    """person_history_as_of goes, and an unfinished partitioned load no longer lists it among what it restores (the
+    other statements kept, in their order)."""
+    url = upgrade_db
+    _migrate_before(url, tmp_path, "0026")
+    restore = ["CREATE INDEX person_evidence ON population.person USING btree (name, birth_date, sex)",
+               "CREATE INDEX person_history_as_of ON population.person_history USING btree (person_id, valid_from,"
+               " valid_to)",
+               "CREATE INDEX person_updated_run ON population.person USING btree (updated_run_id)"]
+    with connect(url) as conn:
+        run = conn.execute("INSERT INTO audit.run (pipeline, interval_start, interval_end) VALUES ('population', %s, %s)"
+                           " RETURNING run_id", (JAN1, JAN2)).fetchone()[0]
+        conn.execute("INSERT INTO population.bulk_load (run_id, restore) VALUES (%s, %s)", (run, restore))
+    assert rows(url, "SELECT to_regclass('population.person_history_as_of') IS NOT NULL") == [(True,)]
+
+    assert migrate(url)[0] == "0026_drop_person_history_as_of.sql"
+
+    assert rows(url, "SELECT to_regclass('population.person_history_as_of')") == [(None,)]
+    assert rows(url, "SELECT restore FROM population.bulk_load") == [([restore[0], restore[2]],)]
