@@ -63,7 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     from pipelines.warehouse import connect
 
     url = settings.warehouse_url.set(database=args.database)
-    params = {"run_id": args.run_id}
+    from pipelines.reconcile.merge import step_params
+
+    params = step_params(args.run_id)
     plans: list[str] = []
     total = 0.0
     with connect(url) as conn:

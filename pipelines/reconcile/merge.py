@@ -170,6 +170,13 @@ def analyze(conn, table: str) -> None:
     conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(*table.split("."))))
 
 
+def step_params(run_id: int, into_empty: bool = False) -> dict:
+    """The named parameters of the steps' SQL: the run, and ``into_empty`` — true only for the slices of a load into
+    an empty warehouse (pipelines/reconcile/partitioned.py), where no key is held, no earlier statement exists and
+    nobody can be orphaned, so 50_statements and the SCD2 merge skip what looks for them."""
+    return {"run_id": run_id, "into_empty": into_empty}
+
+
 def run_step(conn, name: str, script, params: dict, record) -> None:
     """One step's statements, under its STEP_SETTINGS (put back after it); ``record`` as run_script's on_statement."""
     restore = {}
@@ -190,7 +197,7 @@ def account(conn, run_id: int, step) -> None:
 
 
 def _reconcile_in_one_transaction(conn, run_id: int, authorities, on_step) -> None:
-    params = {"run_id": run_id}
+    params = step_params(run_id)
     with conn.transaction():
         set_session(conn)
 

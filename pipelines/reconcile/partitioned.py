@@ -23,7 +23,10 @@ a person's statements, crosswalk rows, versions and discrepancies are all writte
    STDOUT (FORMAT binary)`` → ``COPY … FROM STDIN`` (temporary tables are private to their session), which starts
    on it at once; the main backend keeps slice 1 as views over its own tables.
 4. **The slices at once**, one thread per backend, each in its own transaction: 50_statements, the golden query
-   (every person of its crosswalk: in an empty warehouse, its own slice's), the SCD2 merge, the discrepancies.
+   (every person of its crosswalk: in an empty warehouse, its own slice's), the SCD2 merge, the discrepancies —
+   with ``into_empty`` (merge.step_params): what looks for held keys, earlier statements, the touched persons and
+   orphans is not run, and the discrepancies read the slice's persons themselves (about 2 s of a core per slice
+   at 1M).
    No slice analyses the statements or the crosswalk: each plans on the tables' current size (a table without
    statistics is estimated from its pages), and the statistics are taken once, over every slice's rows, with the
    restores (6.). (The main backend analysed them after its statements until 2026-12-05: 1.3 s of a core at 1M,
@@ -129,7 +132,7 @@ def reconcile_first_load(conn, url: URL | None, run_id: int, authorities, k: int
                          on_step: Callable[[str, float, list[tuple[str, int, float]]], None] | None) -> None:
     """Reconcile the run into the empty warehouse with ``k`` backends (see the module's docstring). ``conn``: the
     main connection, in autocommit mode, holding merge.RECONCILE_LOCK."""
-    params = {"run_id": run_id}
+    params = merge.step_params(run_id)
 
     def report(name: str, started: float, statements: list) -> None:
         if on_step is not None:
@@ -391,7 +394,9 @@ def reconcile_slice(conn, authorities, params: dict, i: int, k: int, main: bool,
         for name, script in (("population/50_statements.sql", sql_file("population/50_statements.sql")),
                              ("survivorship.golden_query", survivorship.golden_query(authorities, every_person=True)),
                              ("survivorship.scd2_merge", survivorship.scd2_merge()),
-                             ("survivorship.discrepancy_query", survivorship.discrepancy_query(authorities))):
-            timed_step(conn, name, script, params, on_step, label=None if main else f"slice {i + 1}/{k}: {name}")
+                             ("survivorship.discrepancy_query",
+                              survivorship.discrepancy_query(authorities, every_person=True))):
+            timed_step(conn, name, script, {**params, "into_empty": True}, on_step,
+                       label=None if main else f"slice {i + 1}/{k}: {name}")
     except BaseException as exc:  # (re-raised by the main thread)
         failures.append(exc)

@@ -128,7 +128,10 @@ def scd2_merge() -> sql.Composed:
     A changed person's new version number is the one after the version its close just ended (read back from that
     UPDATE into ``closed``), not a max() probe of the history's primary key per changed person (89k buffer visits
     for the 13k changed persons of a daily run on a 4M-resident warehouse, auto_explain); a person without an open
-    version to close (written empty before) still gets the next number after whatever versions it has."""
+    version to close (written empty before) still gets the next number after whatever versions it has.
+
+    With ``%(into_empty)s`` (merge.step_params: the slices of a load into an empty warehouse) the look-ups of
+    changed, relinked and orphaned persons are not run: there every golden person is new and none is orphaned."""
     set_values = sql.SQL(", ").join(
         sql.SQL("{c} = g.{c}").format(c=sql.Identifier(c)) for c in [*GOLDEN_ATTRIBUTES, *SRC]
     )
@@ -159,7 +162,9 @@ def scd2_merge() -> sql.Composed:
                     ELSE greatest(g.last_update, p.valid_from + interval '1 microsecond') END AS new_valid_from,
                p.row_hash = '' AS is_new
         FROM golden g JOIN population.person p USING (person_id)
-        WHERE NOT g.new_person AND p.row_hash IS DISTINCT FROM g.row_hash;
+        WHERE NOT g.new_person AND p.row_hash IS DISTINCT FROM g.row_hash
+          -- (in an empty warehouse every golden person is new: not even scanned)
+          AND NOT %(into_empty)s;
 
         CREATE TEMP TABLE closed (person_id bigint PRIMARY KEY, version integer NOT NULL) ON COMMIT DROP;
         WITH closing AS (
@@ -185,7 +190,8 @@ def scd2_merge() -> sql.Composed:
         CREATE TEMP TABLE relinked ON COMMIT DROP AS
         SELECT g.* FROM golden g JOIN population.person p USING (person_id)
         WHERE NOT g.new_person AND p.row_hash = g.row_hash AND ({src_differs})
-          AND NOT EXISTS (SELECT 1 FROM changed c WHERE c.person_id = g.person_id);
+          AND NOT EXISTS (SELECT 1 FROM changed c WHERE c.person_id = g.person_id)
+          AND NOT %(into_empty)s;
         UPDATE population.person p SET {set_src} FROM relinked g WHERE p.person_id = g.person_id;
         UPDATE population.person_history p SET {set_src}
         FROM relinked g WHERE p.person_id = g.person_id AND p.valid_to IS NULL;
@@ -203,7 +209,9 @@ def scd2_merge() -> sql.Composed:
         WHERE NOT EXISTS (SELECT 1 FROM golden g WHERE g.person_id = t.person_id)
           -- (golden has a row for a subset of touched: as many rows, no orphan — a full load's million persons
           --  are not searched for one)
-          AND (SELECT count(*) FROM touched) <> (SELECT count(*) FROM golden);
+          AND (SELECT count(*) FROM touched) <> (SELECT count(*) FROM golden)
+          -- (nobody to orphan in an empty warehouse, and touched is left empty there)
+          AND NOT %(into_empty)s;
 
         UPDATE population.person_history h SET valid_to = o.retired_at
         FROM orphaned o WHERE h.person_id = o.person_id AND h.valid_to IS NULL;
@@ -224,9 +232,13 @@ def scd2_merge() -> sql.Composed:
     )
 
 
-def discrepancy_query(authorities: list[AttributeAuthority]) -> sql.Composed:
+def discrepancy_query(authorities: list[AttributeAuthority], every_person: bool = False) -> sql.Composed:
     """Every current statement of a touched person whose value for a compared attribute differs from the golden
     value where that value came from the authority (a fallback value is no basis for a 比对).
+
+    ``every_person``: a slice of a load into an empty warehouse (pipelines/reconcile/partitioned.py), whose
+    transaction sees only the persons it writes — every one of them touched: the persons are read without
+    ``touched`` (which 50_statements leaves empty there).
 
     One pass: each current statement of a touched person is first tested against the golden values of every
     compared attribute at once (one OR of the comparisons: most statements agree on everything and go no further),
@@ -250,7 +262,7 @@ def discrepancy_query(authorities: list[AttributeAuthority]) -> sql.Composed:
         CREATE TEMP TABLE found_discrepancy ON COMMIT DROP AS
         SELECT p.person_id, d.attribute, sr.department, sr.source_id, sr.source_key, d.department_value,
                d.authority AS authority_department, d.authority_value, au.source_key AS authority_source_key
-        FROM population.person p JOIN touched t USING (person_id)
+        FROM {persons}
         JOIN population.person_xref x ON x.person_id = p.person_id
         JOIN population.source_record sr ON sr.source_record_id = x.current_record_id
         CROSS JOIN LATERAL (VALUES {pairs})
@@ -273,9 +285,12 @@ def discrepancy_query(authorities: list[AttributeAuthority]) -> sql.Composed:
             last_run_id = greatest(population.discrepancy.last_run_id, EXCLUDED.last_run_id);
 
         UPDATE population.discrepancy d SET status = 'resolved', last_run_id = greatest(d.last_run_id, %(run_id)s)
-        FROM touched t
+        FROM {touched} t
         WHERE d.person_id = t.person_id AND d.status = 'open'
           AND NOT EXISTS (SELECT 1 FROM found_discrepancy f
                           WHERE f.person_id = d.person_id AND f.attribute = d.attribute AND f.source_id = d.source_id);
         """
-    ).format(pairs=sql.SQL(", ").join(pairs), any_differs=sql.SQL(" OR ").join(differs))
+    ).format(pairs=sql.SQL(", ").join(pairs), any_differs=sql.SQL(" OR ").join(differs),
+             persons=sql.SQL("population.person p" if every_person
+                             else "population.person p JOIN touched t USING (person_id)"),
+             touched=sql.SQL("population.person" if every_person else "touched"))

@@ -500,7 +500,7 @@ def test_first_load_golden_reads_every_person_and_agrees_with_the_touched_form(c
     with connect(url) as conn:
         with conn.transaction(force_rollback=True):
             for name in merge.STEPS:
-                run_script(conn, sql_file(name), {"run_id": run1})
+                run_script(conn, sql_file(name), merge.step_params(run1))
             built = []
             for every_person in (False, True):
                 conn.execute(survivorship.golden_query(authorities, every_person=every_person))
