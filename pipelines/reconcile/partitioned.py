@@ -27,10 +27,11 @@ a person's statements, crosswalk rows, versions and discrepancies are all writte
    with ``into_empty`` (merge.step_params): what looks for held keys, earlier statements, the touched persons and
    orphans is not run, and the discrepancies read the slice's persons themselves (about 2 s of a core per slice
    at 1M).
-   No slice analyses the statements or the crosswalk: each plans on the tables' current size (a table without
-   statistics is estimated from its pages), and the statistics are taken once, over every slice's rows, with the
-   restores (6.). (The main backend analysed them after its statements until 2026-12-05: 1.3 s of a core at 1M,
-   and its golden query, SCD2 merge and discrepancies took as long without — alternating lab runs.)
+   Only the main backend analyses the statements and the crosswalk (two ANALYZEs of one table wait for each
+   other's transaction: with the slices' commits held back, a deadlock no server would see). Without it the main
+   slice's golden query and both slices' discrepancies were planned worse, losing about the ANALYZE's 1.3 s of a
+   core at 1M (alternating lab runs, 2026-12-05): its page and row counts, written in place, reach the other
+   backend's planner too.
 5. **Commit.** The other slices commit once every slice has succeeded, then the main transaction (its slice and
    the match's writes). The bulk_load row stays: the load is not finished.
 6. **The restores from every slice's backend** (:func:`restore_objects`; two by default), each taking the next
@@ -315,18 +316,21 @@ def run_shared(connections: list[psycopg.Connection], tasks: list[tuple[str, flo
         raise failures[0]
 
 
-def timed_step(conn, name: str, script, params: dict, on_step, label: str | None = None) -> None:
-    """merge.run_step, its statements timed and reported to ``on_step`` as ``label``."""
+def timed_step(conn, name: str, script, params: dict, on_step, label: str | None = None,
+               after: Callable[[list], None] | None = None) -> None:
+    """merge.run_step, its statements timed and reported to ``on_step`` as ``label`` (``after(statements)`` first,
+    when given: more work of the step, recorded with it)."""
     started, statements = time.perf_counter(), []
     merge.run_step(conn, name, script, params, lambda s, n, t: statements.append((s, n, t)))
+    if after is not None:
+        after(statements)
     if on_step is not None:
         on_step(label or name, time.perf_counter() - started, statements)
 
 
-# The main backend's slice, as a share of another's: it reads its slice through views over the whole tables (and
-# analysed the statements, until 2026-12-05), so a slice of the same size took it 10–17 % longer (three 1M runs,
-# 2026-12-04: 31.2 s against 28.2 s, 57.2 against 49.0, 43.1 against 38.3) and the other backend waited for it, idle.
-# (Without the ANALYZE it still ends last: 1.8 s and 1.3 s after the other in two lab runs — kept.)
+# The main backend's slice, as a share of another's: it reads its slice through views over the whole tables and
+# analyses the statements, so a slice of the same size took it 10–17 % longer (three 1M runs, 2026-12-04: 31.2 s
+# against 28.2 s, 57.2 against 49.0, 43.1 against 38.3) and the other backend waited for it, idle.
 MAIN_SLICE_WEIGHT = 0.89
 
 
@@ -390,6 +394,12 @@ def reconcile_slice(conn, authorities, params: dict, i: int, k: int, main: bool,
                     failures: list[BaseException]) -> None:
     """Statements, survivorship, SCD2 merge and discrepancies of one slice, in ``conn``'s open transaction."""
 
+    def analyze_statements(statements: list) -> None:  # (the main backend only: see the module's docstring, 4.)
+        for table in merge.BULK_ANALYZE["population/50_statements.sql"]:
+            t0 = time.perf_counter()
+            merge.analyze(conn, table)
+            statements.append((f"analyze {table} (bulk load)", 0, time.perf_counter() - t0))
+
     try:
         for name, script in (("population/50_statements.sql", sql_file("population/50_statements.sql")),
                              ("survivorship.golden_query", survivorship.golden_query(authorities, every_person=True)),
@@ -397,6 +407,7 @@ def reconcile_slice(conn, authorities, params: dict, i: int, k: int, main: bool,
                              ("survivorship.discrepancy_query",
                               survivorship.discrepancy_query(authorities, every_person=True))):
             timed_step(conn, name, script, {**params, "into_empty": True}, on_step,
-                       label=None if main else f"slice {i + 1}/{k}: {name}")
+                       label=None if main else f"slice {i + 1}/{k}: {name}",
+                       after=analyze_statements if main and name == "population/50_statements.sql" else None)
     except BaseException as exc:  # (re-raised by the main thread)
         failures.append(exc)
