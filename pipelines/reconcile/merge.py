@@ -171,9 +171,10 @@ def analyze(conn, table: str) -> None:
 
 
 def step_params(run_id: int, into_empty: bool = False) -> dict:
-    """The named parameters of the steps' SQL: the run, and ``into_empty`` — true only for the slices of a load into
-    an empty warehouse (pipelines/reconcile/partitioned.py), where no key is held, no earlier statement exists and
-    nobody can be orphaned, so 50_statements and the SCD2 merge skip what looks for them."""
+    """The named parameters of the steps' SQL: the run, and ``into_empty`` — true only for a load into an empty
+    warehouse reconciled in slices (pipelines/reconcile/partitioned.py), where nobody is held yet, no key and no
+    earlier statement, and nobody can be orphaned, so the match, 50_statements and the SCD2 merge skip what looks
+    for them."""
     return {"run_id": run_id, "into_empty": into_empty}
 
 

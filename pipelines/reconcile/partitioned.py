@@ -24,9 +24,10 @@ a person's statements, crosswalk rows, versions and discrepancies are all writte
    on it at once; the main backend keeps slice 1 as views over its own tables.
 4. **The slices at once**, one thread per backend, each in its own transaction: 50_statements, the golden query
    (every person of its crosswalk: in an empty warehouse, its own slice's), the SCD2 merge, the discrepancies —
-   with ``into_empty`` (merge.step_params): what looks for held keys, earlier statements, the touched persons and
-   orphans is not run, and the discrepancies read the slice's persons themselves (about 2 s of a core per slice
-   at 1M).
+   with ``into_empty`` (merge.step_params, given to every step of this path): what looks for held keys, earlier
+   statements, the touched persons and orphans is not run, and the discrepancies read the slice's persons
+   themselves (about 2 s of a core per slice at 1M); the match's steps do not look for the persons an empty
+   warehouse does not hold either.
    Only the main backend analyses the statements and the crosswalk (two ANALYZEs of one table wait for each
    other's transaction: with the slices' commits held back, a deadlock no server would see). Without it the main
    slice's golden query and both slices' discrepancies were planned worse, losing about the ANALYZE's 1.3 s of a
@@ -133,7 +134,7 @@ def reconcile_first_load(conn, url: URL | None, run_id: int, authorities, k: int
                          on_step: Callable[[str, float, list[tuple[str, int, float]]], None] | None) -> None:
     """Reconcile the run into the empty warehouse with ``k`` backends (see the module's docstring). ``conn``: the
     main connection, in autocommit mode, holding merge.RECONCILE_LOCK."""
-    params = merge.step_params(run_id)
+    params = merge.step_params(run_id, into_empty=True)  # (the caller checked: warehouse_empty())
 
     def report(name: str, started: float, statements: list) -> None:
         if on_step is not None:
@@ -406,7 +407,7 @@ def reconcile_slice(conn, authorities, params: dict, i: int, k: int, main: bool,
                              ("survivorship.scd2_merge", survivorship.scd2_merge()),
                              ("survivorship.discrepancy_query",
                               survivorship.discrepancy_query(authorities, every_person=True))):
-            timed_step(conn, name, script, {**params, "into_empty": True}, on_step,
+            timed_step(conn, name, script, params, on_step,
                        label=None if main else f"slice {i + 1}/{k}: {name}",
                        after=analyze_statements if main and name == "population/50_statements.sql" else None)
     except BaseException as exc:  # (re-raised by the main thread)

@@ -8,7 +8,9 @@ FROM (
     SELECT c.id_type, c.id_number, min(c.source_updated_at) AS valid_from  -- (the earliest record's time)
     FROM candidate c
     WHERE c.id_number IS NOT NULL
-      AND NOT EXISTS (SELECT 1 FROM population.person p WHERE p.id_type = c.id_type AND p.id_number = c.id_number)
+      AND NOT EXISTS (SELECT 1 FROM population.person p
+                      -- (a load into an empty warehouse holds nobody: no anti-join — merge.step_params)
+                      WHERE NOT %(into_empty)s AND p.id_type = c.id_type AND p.id_number = c.id_number)
     GROUP BY c.id_type, c.id_number
     -- ids in the order of the unique index on the document (person_identity: number, then type; migration 0025):
     -- both of person's indexes grow at the end, and a range of ids is a range of ID numbers (the slices of a
@@ -32,8 +34,8 @@ SELECT c.*, coalesce(p.person_id, n.person_id) AS person_id,
        CASE WHEN n.person_id IS NOT NULL OR p.created_run_id = %(run_id)s THEN 'new'
             WHEN p.person_id IS NOT NULL THEN 'id_number' END AS match_method
 FROM candidate c
-LEFT JOIN population.person p
-       ON c.id_number IS NOT NULL AND p.id_type = c.id_type AND p.id_number = c.id_number
+LEFT JOIN population.person p  -- (nobody to join in an empty warehouse, as above)
+       ON c.id_number IS NOT NULL AND p.id_type = c.id_type AND p.id_number = c.id_number AND NOT %(into_empty)s
 LEFT JOIN new_person n
        ON c.id_number IS NOT NULL AND n.id_type = c.id_type AND n.id_number = c.id_number;
 DROP TABLE candidate;
