@@ -27,6 +27,7 @@ STEPS = [
     "population/10_candidates.sql",
     "population/20_duplicates.sql",
     "population/30_match_by_id.sql",
+    "population/35_candidate_person.sql",
     "population/40_match_by_evidence.sql",
     "population/50_statements.sql",
 ]

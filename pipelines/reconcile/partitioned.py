@@ -16,7 +16,9 @@ a person's statements, crosswalk rows, versions and discrepancies are all writte
    exclusive locks would make the slices' inserts wait for its end.)
 2. **The match, in the main transaction** (candidates, duplicates, match by ID and by evidence: as always,
    city-wide, the candidates' scan already in parallel workers). Its writes (the run's duplicates, review rows and
-   their quarantine rows) are committed with the main slice (5.).
+   their quarantine rows) are committed with the main slice (5.). Without 35_candidate_person, the rewrite of
+   every candidate with its person: here every candidate with a usable ID is its ID's new person's, joined to it
+   as each slice's candidates are read (:data:`CANDIDATE_PERSON`, :func:`slice_rows`).
 3. **The slices.** Person ids are drawn in ID-number order (30_match_by_id.sql); slice i is a range of them, so
    two backends rarely insert into the same index pages. Each other slice of the temporary tables the later
    steps read (``candidate``, ``new_person``; ``run_key`` whole) is streamed to its backend with ``COPY … TO
@@ -72,7 +74,14 @@ log = logging.getLogger(__name__)
 # written by the slices' backends: emptied by recover() (population.resident_cell follows population.person)
 SLICE_TABLES = ["population.source_record", "population.person_xref", "population.person", "population.person_history",
                 "population.discrepancy", "population.person_retired", "population.resident_cell"]
-MATCH_STEPS = merge.STEPS[:4]  # candidates, duplicates, match by ID, match by evidence: in the main transaction
+# candidates, duplicates, match by ID, match by evidence: in the main transaction; not 35_candidate_person (below)
+MATCH_STEPS = ["population/10_candidates.sql", "population/20_duplicates.sql", "population/30_match_by_id.sql",
+               "population/40_match_by_evidence.sql"]
+# The candidates keep no person here (35_candidate_person, the one-transaction path's rewrite of every wide
+# candidate with its person, is not run): in an empty warehouse a candidate with a usable ID is its ID's new
+# person's, joined as each slice's candidates are read (slice_candidates); only the few matched on evidence get
+# theirs written, into these columns, added empty (no rewrite) after 30_match_by_id.
+CANDIDATE_PERSON = "ALTER TABLE candidate ADD COLUMN person_id bigint, ADD COLUMN match_method text"
 SLICED = ("candidate", "new_person")  # the main transaction's temporary tables a slice reads, by person ...
 WHOLE = ("run_key",)  # ... and whole (the crosswalk's rows of the run's keys: none in an empty warehouse)
 # what the match writes outside the golden tables (20_duplicates, 40_match_by_evidence), committed with the main
@@ -172,23 +181,25 @@ def reconcile_first_load(conn, url: URL | None, run_id: int, authorities, k: int
             merge.set_session(conn, WAIT_SETTINGS)
             # 2. the match, city-wide
             for name in MATCH_STEPS:
-                timed_step(conn, name, sql_file(name), params, on_step)
+                timed_step(conn, name, sql_file(name), params, on_step,
+                           after=(lambda st: timed(st, CANDIDATE_PERSON, lambda: conn.execute(CANDIDATE_PERSON)))
+                           if name == "population/30_match_by_id.sql" else None)
 
             # 3. the slices, each other backend starting on its own as soon as it has its slice ...
             started, statements = time.perf_counter(), []
             bounds = slice_bounds(conn, k)
+            ids = id_ranges(conn, bounds)
             failures: list[BaseException] = []
             for i, worker in enumerate(workers, start=1):
                 merge.set_session(worker, WAIT_SETTINGS)
                 for table in SLICED + WHOLE:
-                    where = in_slice(bounds, i) if table in SLICED else sql.SQL("true")
                     timed(statements, f"copy {table} slice {i + 1}/{k}",
-                          lambda t=table, w=where, c=worker: copy_temp_table(conn, c, t, w))
+                          lambda t=table, c=worker: copy_temp_table(conn, c, t, slice_rows(conn, t, bounds, i, ids)))
                 finish_slice(worker)
                 threads.append(threading.Thread(target=reconcile_slice, name=f"slice-{i + 1}",
                                                 args=(worker, authorities, params, i, k, False, on_step, failures)))
                 threads[-1].start()
-            timed(statements, f"keep slice 1/{k} (views)", lambda: keep_slice(conn, in_slice(bounds, 0)))
+            timed(statements, f"keep slice 1/{k} (views)", lambda: keep_slice(conn, bounds, ids))
             report("partitions: slices", started, statements)
 
             # 4. ... and the main backend on slice 1, in this thread
@@ -354,18 +365,59 @@ def in_slice(bounds: list[int], i: int) -> sql.Composable:
     return sql.SQL("person_id >= {} AND {}").format(sql.Literal(bounds[i]), upper)
 
 
-def copy_temp_table(source, target, table: str, where: sql.Composable) -> int:
-    """Create ``table`` (a temporary table of ``source``'s session) in ``target``'s session with the same columns,
-    filled with the rows of ``source``'s that satisfy ``where``, streamed in PostgreSQL's binary format."""
-    columns = source.execute(
+def temp_columns(conn, table: str) -> list[tuple[str, str]]:
+    """The columns of ``conn``'s temporary table ``table``: (name, type), in order."""
+    return conn.execute(
         "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a"
         " WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
         (f"pg_temp.{table}",)).fetchall()
+
+
+def id_ranges(conn, bounds: list[int]) -> list[tuple[str, str] | None]:
+    """Per slice, the least and the greatest ID number (bytewise) of its new persons; None for a slice without
+    any. A slice's candidates are joined to its persons by ID: this range lets the join probe only the candidates
+    that can be theirs (about 2 µs a candidate, every candidate once per slice read otherwise). Measured, not
+    assumed from the order the ids were drawn in: were that order not the ID numbers', ranges would overlap —
+    more probes, no candidate lost."""
+    # (width_bucket: how many of the inner bounds are <= person_id — its slice's number)
+    slice_of = sql.SQL("width_bucket(person_id, {}::bigint[])").format(sql.Literal(bounds[1:-1]))
+    found = {i: (low, high) for i, low, high in conn.execute(sql.SQL(
+        'SELECT {} AS i, min(id_number COLLATE "C"), max(id_number COLLATE "C") FROM new_person GROUP BY 1'
+    ).format(slice_of)).fetchall()}
+    return [found.get(i) for i in range(len(bounds) - 1)]
+
+
+def slice_rows(conn, table: str, bounds: list[int], i: int, ids: list[tuple[str, str] | None],
+               suffix: str = "") -> sql.Composable:
+    """The query of slice i's rows of the temporary table ``table`` (read under its name + ``suffix``): a slice of
+    ``new_person``'s; of the candidates, those of its new persons — each with its person, joined on the ID (in an
+    empty warehouse every candidate with a usable ID is its ID's new person's; ``ids``: :func:`id_ranges`) — and
+    those matched on evidence (their person written by 40_match_by_evidence); ``run_key`` whole."""
+    if table == "candidate":  # (one scan for both kinds: the ID's range, or no ID)
+        own = [name for name, _ in temp_columns(conn, table) if name not in ("person_id", "match_method")]
+        return sql.SQL(
+            "SELECT * FROM (SELECT {columns}, coalesce(n.person_id, c.person_id) AS person_id,"
+            " CASE WHEN n.person_id IS NOT NULL THEN 'new' ELSE c.match_method END AS match_method"
+            " FROM {candidate} c"
+            " LEFT JOIN (SELECT person_id, id_type, id_number FROM {new_person} WHERE {where}) n"
+            " ON n.id_type = c.id_type AND n.id_number = c.id_number"
+            ' WHERE c.id_number COLLATE "C" BETWEEN {low} AND {high} OR c.id_number IS NULL) c WHERE {where}').format(
+            columns=sql.SQL(", ").join(sql.Identifier("c", name) for name in own),
+            candidate=sql.Identifier(f"candidate{suffix}"), new_person=sql.Identifier(f"new_person{suffix}"),
+            where=in_slice(bounds, i), low=sql.Literal(ids[i][0] if ids[i] else None),
+            high=sql.Literal(ids[i][1] if ids[i] else None))
+    where = in_slice(bounds, i) if table in SLICED else sql.SQL("true")
+    return sql.SQL("SELECT * FROM {} WHERE {}").format(sql.Identifier(f"{table}{suffix}"), where)
+
+
+def copy_temp_table(source, target, table: str, query: sql.Composable) -> int:
+    """Create ``table`` (a temporary table of ``source``'s session) in ``target``'s session with the same columns,
+    filled with the rows of ``query`` (run by ``source``), streamed in PostgreSQL's binary format."""
+    columns = temp_columns(source, table)
     target.execute(sql.SQL("CREATE TEMP TABLE {} ({}) ON COMMIT DROP").format(
         sql.Identifier(table),
         sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(kind)) for name, kind in columns)))
-    with source.cursor().copy(sql.SQL("COPY (SELECT * FROM {} WHERE {}) TO STDOUT (FORMAT binary)").format(
-            sql.Identifier(table), where)) as out, \
+    with source.cursor().copy(sql.SQL("COPY ({}) TO STDOUT (FORMAT binary)").format(query)) as out, \
             target.cursor().copy(sql.SQL("COPY {} FROM STDIN (FORMAT binary)").format(sql.Identifier(table))) as into:
         for chunk in out:
             into.write(chunk)
@@ -380,15 +432,17 @@ def finish_slice(conn) -> None:
         conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
 
 
-def keep_slice(conn, where: sql.Composable) -> None:
-    """The main session's own slice: each sliced temporary table renamed ``<name>_all`` and a temporary view of
-    its slice put in its place (the later steps read each a few times; rewriting the rows into new tables cost
-    more than filtering them on every read). The tables keep their statistics and new_person its key."""
+def keep_slice(conn, bounds: list[int], ids: list[tuple[str, str] | None]) -> None:
+    """The main session's own slice (slice 0): each sliced temporary table renamed ``<name>_all`` and a temporary
+    view of its slice (:func:`slice_rows`) put in its place (the later steps read each once or a few times;
+    rewriting the rows into new tables cost more than filtering them on every read). The tables keep their
+    statistics and new_person its key."""
+    views = {table: slice_rows(conn, table, bounds, 0, ids, suffix="_all") for table in SLICED}
     for table in SLICED:
         conn.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(sql.Identifier(table),
                                                                   sql.Identifier(f"{table}_all")))
-        conn.execute(sql.SQL("CREATE TEMP VIEW {} AS SELECT * FROM {} WHERE {}").format(
-            sql.Identifier(table), sql.Identifier(f"{table}_all"), where))
+    for table in SLICED:
+        conn.execute(sql.SQL("CREATE TEMP VIEW {} AS {}").format(sql.Identifier(table), views[table]))
 
 
 def reconcile_slice(conn, authorities, params: dict, i: int, k: int, main: bool, on_step,

@@ -25,19 +25,3 @@ FROM (
 ) n;
 CREATE UNIQUE INDEX ON new_person (person_id);  -- golden joins it by id, whatever the plan
 ANALYZE new_person;
-
--- The candidates with their person (NULL: no usable ID, matched on evidence below). Made as a new table that
--- replaces the old one rather than by an UPDATE of every candidate, which on a full load rewrites every row and
--- its index entry.
-CREATE TEMP TABLE candidate_matched ON COMMIT DROP AS
-SELECT c.*, coalesce(p.person_id, n.person_id) AS person_id,
-       CASE WHEN n.person_id IS NOT NULL OR p.created_run_id = %(run_id)s THEN 'new'
-            WHEN p.person_id IS NOT NULL THEN 'id_number' END AS match_method
-FROM candidate c
-LEFT JOIN population.person p  -- (nobody to join in an empty warehouse, as above)
-       ON c.id_number IS NOT NULL AND p.id_type = c.id_type AND p.id_number = c.id_number AND NOT %(into_empty)s
-LEFT JOIN new_person n
-       ON c.id_number IS NOT NULL AND n.id_type = c.id_type AND n.id_number = c.id_number;
-DROP TABLE candidate;
-ALTER TABLE candidate_matched RENAME TO candidate;
-ANALYZE candidate;

@@ -23,13 +23,18 @@ LEFT JOIN (
       ON p.name = e.name AND p.birth_date = e.birth_date AND p.sex = e.sex
      AND e.division IN (p.residence_division, p.hukou_division)
     UNION ALL
-    SELECT e.source_id, e.seq, c2.person_id
+    SELECT e.source_id, e.seq, coalesce(c2.person_id, n.person_id)
     FROM evidence_query e
     JOIN candidate c2
-      ON c2.person_id IS NOT NULL AND c2.name = e.name AND c2.birth_date = e.birth_date AND c2.sex = e.sex
+      ON c2.id_number IS NOT NULL AND c2.name = e.name AND c2.birth_date = e.birth_date AND c2.sex = e.sex
      AND e.division IN (c2.residence_division, c2.hukou_division)
+    -- (a candidate with a usable ID has its person from 35_candidate_person; in a load reconciled in slices, which
+    --  skips that rewrite, it is the new person of its ID)
+    LEFT JOIN new_person n ON c2.person_id IS NULL AND n.id_type = c2.id_type AND n.id_number = c2.id_number
 ) m ON m.source_id = q.source_id AND m.seq = q.seq
 GROUP BY q.source_id, q.seq;
+-- (without statistics the joins below hashed the 2M candidates, not these few thousand rows)
+ANALYZE evidence_match;
 
 UPDATE candidate c SET person_id = e.candidates[1], match_method = 'evidence'
 FROM evidence_match e
@@ -41,8 +46,10 @@ SELECT %(run_id)s, c.source_id, c.seq, c.department, c.source_key,
        coalesce(e.candidates, '{}'),
        jsonb_build_object('name', c.name, 'birth_date', c.birth_date, 'sex', c.sex,
                           'division', coalesce(c.residence_division, c.hukou_division))
-FROM candidate c JOIN evidence_match e ON e.source_id = c.source_id AND e.seq = c.seq
-WHERE c.person_id IS NULL;
+FROM evidence_match e JOIN candidate c ON c.source_id = e.source_id AND c.seq = e.seq
+-- (the records not matched above, told by the match itself: the candidates' person, which a load reconciled in
+--  slices adds after their statistics, is not filtered on)
+WHERE cardinality(coalesce(e.candidates, '{}')) <> 1;
 
 INSERT INTO quarantine.population_record (run_id, source_id, seq, department, source_key, reasons, payload, origin)
 SELECT s.run_id, s.source_id, s.seq, s.department, s.source_key, ARRAY[q.reason], s.payload, s.origin
@@ -50,4 +57,5 @@ FROM population.review_queue q
 JOIN staging.population_record s USING (run_id, source_id, seq)
 WHERE q.run_id = %(run_id)s;
 
-DELETE FROM candidate WHERE person_id IS NULL;
+-- (the records without a usable ID that found nobody: queued above)
+DELETE FROM candidate WHERE person_id IS NULL AND id_number IS NULL;
