@@ -346,14 +346,18 @@ def _build(conn: Connection, ds: Dataset, build: sql.Identifier, as_of: date) ->
     if names != ds.sql_columns:
         raise DatasetError(f"{ds.sql_path}:1: the query returns columns {names}; the definition's fields "
                            f"(without the suppression flag) are {ds.sql_columns}")
-    cols = [sql.SQL("{} {}").format(sql.Identifier(f.name), sql.SQL(f.pg_type)) for f in ds.fields]
-    conn.execute(sql.SQL("CREATE TABLE {} ({} bigint PRIMARY KEY, {})").format(
-        build, sql.Identifier(ROW_COLUMN), sql.SQL(", ").join(cols)))
-    target = sql.SQL(", ").join(sql.Identifier(c) for c in [ROW_COLUMN, *ds.sql_columns])
-    return conn.execute(
-        sql.SQL("INSERT INTO {} ({}) SELECT row_number() OVER (), q.* FROM (").format(build, target) + query
-        + sql.SQL(") q"), params,
+    # CREATE TABLE … AS rather than INSERT … SELECT: its query may run in parallel workers (an INSERT's never
+    # does), which the record-level datasets' scans of every person need (the microdata sample's salted hash per
+    # person); each column cast to its field's type, a field the query does not return (a suppression flag) NULL
+    returned = set(ds.sql_columns)
+    cols = [sql.SQL("{}::{} AS {}").format(sql.Identifier("q", f.name) if f.name in returned else sql.NULL,
+                                           sql.SQL(f.pg_type), sql.Identifier(f.name)) for f in ds.fields]
+    rows = conn.execute(
+        sql.SQL("CREATE TABLE {} AS SELECT row_number() OVER () AS {}, {} FROM (").format(
+            build, sql.Identifier(ROW_COLUMN), sql.SQL(", ").join(cols)) + query + sql.SQL(") q"), params,
     ).rowcount
+    conn.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(build, sql.Identifier(ROW_COLUMN)))
+    return rows
 
 
 def _linked_margins(ds: Dataset, others: list[Dataset]) -> list[list[str]]:
