@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
+from psycopg import sql
 from psycopg.types.json import Jsonb
 from stdnum.cn import ric
 
@@ -674,3 +675,39 @@ def test_a_failed_partitioned_load_leaves_an_empty_warehouse_and_a_rerun_complet
                                                       quarantined_by_validation + 1)]
     assert cells_disagreeing(url) == []
     assert "partitioned load" not in format_summary(warehouse_summary(url))
+
+
+@pytest.mark.parametrize("in_id_order", [True, False])
+def test_each_candidate_is_read_by_exactly_the_slice_of_its_person(warehouse_db, in_id_order):
+    """partitioned.slice_rows: the candidates of a load in slices keep no person (35_candidate_person is not run);
+    each slice reads those of its new persons, joined on the ID, and those matched on evidence, which carry theirs.
+    The ID range that narrows each slice's join is measured from the persons (id_ranges): with ids drawn in ID
+    order the ranges are disjoint, and were they not, they would overlap — never lose a candidate."""
+    from pipelines.reconcile import partitioned
+
+    numbers = [f"{n:018d}" for n in range(100, 160)]
+    order = numbers if in_id_order else numbers[::7] + [n for n in numbers if n not in numbers[::7]]
+    with connect(warehouse_db) as conn, conn.transaction(force_rollback=True):
+        conn.execute("CREATE TEMP TABLE new_person AS SELECT 1000 + i AS person_id, 'RIC'::text AS id_type,"
+                     " n AS id_number FROM unnest(%s::text[]) WITH ORDINALITY AS u(n, i)", (order,))
+        conn.execute("CREATE TEMP TABLE candidate AS SELECT 'src'::text AS source_id, i AS seq, 'RIC'::text AS"
+                     " id_type, n AS id_number FROM unnest(%s::text[] || %s::text[]) WITH ORDINALITY AS u(n, i)",
+                     (numbers, numbers[::3]))  # (some IDs with two records)
+        conn.execute("INSERT INTO candidate SELECT 'src', 900 + i, NULL, NULL FROM generate_series(1, 3) i")
+        conn.execute(partitioned.CANDIDATE_PERSON)
+        conn.execute("UPDATE candidate SET person_id = 1000 + 20 * (seq - 900), match_method = 'evidence'"
+                     " WHERE id_number IS NULL")  # (matched on evidence: a person of each slice)
+        expected = sorted(conn.execute(
+            "SELECT c.seq, coalesce(n.person_id, c.person_id), coalesce(c.match_method, 'new') FROM candidate c"
+            " LEFT JOIN new_person n USING (id_type, id_number)").fetchall())
+        bounds = [-2**63, *partitioned.inner_bounds(1001, 1060, 3), 2**63 - 1]
+        ids = partitioned.id_ranges(conn, bounds)
+        read = []
+        for i in range(3):
+            got = conn.execute(sql.SQL("SELECT seq, person_id, match_method FROM ({}) s").format(
+                partitioned.slice_rows(conn, "candidate", bounds, i, ids))).fetchall()
+            assert all(bounds[i] <= person < bounds[i + 1] for _, person, _ in got)
+            read += got
+        assert sorted(read) == expected and len(read) == len(numbers) + len(numbers[::3]) + 3
+        overlapping = any(a[1] >= b[0] for a, b in zip(ids, ids[1:]))
+        assert overlapping == (not in_id_order)
