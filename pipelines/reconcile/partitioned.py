@@ -79,7 +79,7 @@ MATCH_STEPS = ["population/10_candidates.sql", "population/20_duplicates.sql", "
                "population/40_match_by_evidence.sql"]
 # The candidates keep no person here (35_candidate_person, the one-transaction path's rewrite of every wide
 # candidate with its person, is not run): in an empty warehouse a candidate with a usable ID is its ID's new
-# person's, joined as each slice's candidates are read (slice_candidates); only the few matched on evidence get
+# person's, joined as each slice's candidates are read (slice_rows); only the few matched on evidence get
 # theirs written, into these columns, added empty (no rewrite) after 30_match_by_id.
 CANDIDATE_PERSON = "ALTER TABLE candidate ADD COLUMN person_id bigint, ADD COLUMN match_method text"
 SLICED = ("candidate", "new_person")  # the main transaction's temporary tables a slice reads, by person ...
