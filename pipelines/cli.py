@@ -94,8 +94,8 @@ def reset_warehouse() -> None:
 
     shutil.rmtree(settings.publish_dir, ignore_errors=True)
     with connect(autocommit=True) as conn:
-        conn.execute("DROP SCHEMA IF EXISTS staging, quarantine, population, audit, quality, publish, publish_work,"
-                     " api CASCADE")
+        conn.execute("DROP SCHEMA IF EXISTS staging, quarantine, population, population_work, audit, quality, publish,"
+                     " publish_work, api CASCADE")
         conn.execute("DROP TABLE IF EXISTS public.schema_migration")
 
 

@@ -12,18 +12,20 @@ a person's statements, crosswalk rows, versions and discrepancies are all writte
 
 1. **Drops, committed first.** The bulk path's indexes, keys, foreign keys and resident_cell triggers
    (merge.BULK_DROP, merge.CELL_TRIGGERS) are dropped in a transaction of their own, which also writes
-   ``population.bulk_load`` with the statements that restore them. (Dropped inside the main transaction, their
-   exclusive locks would make the slices' inserts wait for its end.)
-2. **The match, in the main transaction** (candidates, duplicates, match by ID and by evidence: as always,
-   city-wide, the candidates' scan already in parallel workers). Its writes (the run's duplicates, review rows and
-   their quarantine rows) are committed with the main slice (5.). Without 35_candidate_person, the rewrite of
-   every candidate with its person: here every candidate with a usable ID is its ID's new person's, joined to it
-   as each slice's candidates are read (:data:`CANDIDATE_PERSON`, :func:`slice_rows`).
+   ``population.bulk_load`` with the statements that restore them. (Dropped inside the main backend's slice's
+   transaction, their exclusive locks would make the other slices' inserts wait for its end.)
+2. **The match, in a transaction of its own** (candidates, duplicates, match by ID and by evidence: as always,
+   city-wide), its tables unlogged tables of ``population_work`` (:data:`WORK_SCHEMA`) instead of temporary ones,
+   so that their scans may run in parallel workers and, committed, every backend can read them. Its writes (the
+   run's duplicates, review rows and their quarantine rows) are committed with it: :func:`recover` deletes them.
+   Without 35_candidate_person, the rewrite of every candidate with its person: here every candidate with a usable
+   ID is its ID's new person's, joined to it as each slice's candidates are read (:data:`CANDIDATE_PERSON`,
+   :func:`slice_rows`).
 3. **The slices.** Person ids are drawn in ID-number order (30_match_by_id.sql); slice i is a range of them, so
-   two backends rarely insert into the same index pages. Each other slice of the temporary tables the later
-   steps read (``candidate``, ``new_person``; ``run_key`` whole) is streamed to its backend with ``COPY … TO
-   STDOUT (FORMAT binary)`` → ``COPY … FROM STDIN`` (temporary tables are private to their session), which starts
-   on it at once; the main backend keeps slice 1 as views over its own tables.
+   two backends rarely insert into the same index pages. Each backend reads its slice of the tables the later
+   steps read (``candidate``, ``new_person``; ``run_key`` whole) through temporary views under their names
+   (:func:`slice_views`). (When they were temporary tables, each other backend was handed its slice by a binary
+   copy through the client before it could start: 5 s of both cores at 1M.)
 4. **The slices at once**, one thread per backend, each in its own transaction: 50_statements, the golden query
    (every person of its crosswalk: in an empty warehouse, its own slice's), the SCD2 merge, the discrepancies —
    with ``into_empty`` (merge.step_params, given to every step of this path): what looks for held keys, earlier
@@ -35,8 +37,8 @@ a person's statements, crosswalk rows, versions and discrepancies are all writte
    slice's golden query and both slices' discrepancies were planned worse, losing about the ANALYZE's 1.3 s of a
    core at 1M (alternating lab runs, 2026-12-05): its page and row counts, written in place, reach the other
    backend's planner too.
-5. **Commit.** The other slices commit once every slice has succeeded, then the main transaction (its slice and
-   the match's writes). The bulk_load row stays: the load is not finished.
+5. **Commit.** The other slices commit once every slice has succeeded, then the main one; the match's tables are
+   dropped. The bulk_load row stays: the load is not finished.
 6. **The restores from every slice's backend** (:func:`restore_objects`; two by default), each taking the next
    object of a common queue, largest table first — every index and key and the cells counted afresh,
    then the foreign keys (which may need the keys), the triggers, the statistics; then the prewarm. Two backends
@@ -48,7 +50,7 @@ a person's statements, crosswalk rows, versions and discrepancies are all writte
 
 If anything fails, every open transaction rolls back and :func:`recover` empties the golden tables (empty before
 the load, written by nobody else: every reconciliation holds merge.RECONCILE_LOCK), deletes the match's writes of
-the run (committed with the main slice), and restores the dropped objects that are not back yet; a crash of the
+the run (committed with the match), drops the match's tables, and restores the dropped objects that are not back yet; a crash of the
 process leaves the ``bulk_load`` row, and the next reconciliation does the same first. Readers of the golden tables
 may see the slices' rows before the load is finished; the run is not successful (nor gated, nor published) until
 it is.
@@ -74,7 +76,7 @@ log = logging.getLogger(__name__)
 # written by the slices' backends: emptied by recover() (population.resident_cell follows population.person)
 SLICE_TABLES = ["population.source_record", "population.person_xref", "population.person", "population.person_history",
                 "population.discrepancy", "population.person_retired", "population.resident_cell"]
-# candidates, duplicates, match by ID, match by evidence: in the main transaction; not 35_candidate_person (below)
+# candidates, duplicates, match by ID, match by evidence: in a transaction of their own; not 35_candidate_person (below)
 MATCH_STEPS = ["population/10_candidates.sql", "population/20_duplicates.sql", "population/30_match_by_id.sql",
                "population/40_match_by_evidence.sql"]
 # The candidates keep no person here (35_candidate_person, the one-transaction path's rewrite of every wide
@@ -82,10 +84,18 @@ MATCH_STEPS = ["population/10_candidates.sql", "population/20_duplicates.sql", "
 # person's, joined as each slice's candidates are read (slice_rows); only the few matched on evidence get
 # theirs written, into these columns, added empty (no rewrite) after 30_match_by_id.
 CANDIDATE_PERSON = "ALTER TABLE candidate ADD COLUMN person_id bigint, ADD COLUMN match_method text"
-SLICED = ("candidate", "new_person")  # the main transaction's temporary tables a slice reads, by person ...
+SLICED = ("candidate", "new_person")  # the match's tables a slice reads, by person ...
 WHOLE = ("run_key",)  # ... and whole (the crosswalk's rows of the run's keys: none in an empty warehouse)
-# what the match writes outside the golden tables (20_duplicates, 40_match_by_evidence), committed with the main
-# slice: deleted by recover() (the quarantine rows of the review queue first, found through it)
+# The match's tables are unlogged tables of this schema (migration 0027), not temporary ones: committed, every
+# slice's backend reads them through views (a temporary table is private to its session: each other backend was
+# handed its slice by a copy through the client, 5 s of both cores at 1M), and the match's scans of them may run in
+# parallel workers. Each step's ``CREATE TEMP TABLE t ON COMMIT DROP`` becomes ``CREATE UNLOGGED TABLE
+# population_work.t`` (:func:`shared_tables`); its other statements name the tables unqualified and find them
+# through the match transaction's search_path. Dropped when the load ends, or by recover().
+WORK_SCHEMA = "population_work"
+_TEMP_TABLE = re.compile(r"\bCREATE TEMP TABLE (\w+) ON COMMIT DROP\b")
+# what the match writes outside the golden tables (20_duplicates, 40_match_by_evidence), committed with the match:
+# deleted by recover() (the quarantine rows of the review queue first, found through it)
 MATCH_WRITES = [
     "DELETE FROM quarantine.population_record q USING population.review_queue r"
     " WHERE r.run_id = %(run_id)s AND q.run_id = r.run_id AND q.source_id = r.source_id AND q.seq = r.seq",
@@ -113,8 +123,8 @@ def warehouse_empty(conn) -> bool:
 
 def recover(conn) -> int | None:
     """Finish off an unfinished partitioned load (a ``population.bulk_load`` row): empty the golden tables, delete
-    the match's writes of its run (its duplicates, review rows and their quarantine rows, committed with the main
-    slice), restore the objects it dropped that are not back yet. Returns the run it cleaned up after, if any.
+    the match's writes of its run (its duplicates, review rows and their quarantine rows, committed with the
+    match) and its tables, restore the objects it dropped that are not back yet. Returns the run it cleaned up after, if any.
     ``conn`` is in autocommit mode and holds merge.RECONCILE_LOCK."""
     with conn.transaction():
         row = conn.execute("SELECT run_id, restore FROM population.bulk_load ORDER BY run_id LIMIT 1").fetchone()
@@ -125,6 +135,7 @@ def recover(conn) -> int | None:
             sql.SQL(", ").join(sql.Identifier(*t.split(".")) for t in SLICE_TABLES)))
         for statement in MATCH_WRITES:
             conn.execute(statement, {"run_id": run_id})
+        drop_work_tables(conn)
         restored = 0
         for statement in restore:
             try:
@@ -179,27 +190,30 @@ def reconcile_first_load(conn, url: URL | None, run_id: int, authorities, k: int
         workers = [connect(url) for _ in range(k - 1)]
         with conn.transaction():
             merge.set_session(conn, WAIT_SETTINGS)
-            # 2. the match, city-wide
+            # 2. the match, city-wide, into the work schema's tables (committed: every backend reads them)
+            drop_work_tables(conn)  # (none, unless a load died after its match and nothing undid it yet)
+            conn.execute("SELECT set_config('search_path', %s || ', ' || current_setting('search_path'), true)",
+                         (WORK_SCHEMA,))
             for name in MATCH_STEPS:
-                timed_step(conn, name, sql_file(name), params, on_step,
+                timed_step(conn, name, shared_tables(sql_file(name)), params, on_step,
                            after=(lambda st: timed(st, CANDIDATE_PERSON, lambda: conn.execute(CANDIDATE_PERSON)))
                            if name == "population/30_match_by_id.sql" else None)
-
-            # 3. the slices, each other backend starting on its own as soon as it has its slice ...
-            started, statements = time.perf_counter(), []
             bounds = slice_bounds(conn, k)
             ids = id_ranges(conn, bounds)
+
+        with conn.transaction():
+            # 3. the slices: each backend's views of its slice of the match's tables, each other backend starting
+            # on its own at once ...
+            started, statements = time.perf_counter(), []
+            merge.set_session(conn, WAIT_SETTINGS)
             failures: list[BaseException] = []
             for i, worker in enumerate(workers, start=1):
                 merge.set_session(worker, WAIT_SETTINGS)
-                for table in SLICED + WHOLE:
-                    timed(statements, f"copy {table} slice {i + 1}/{k}",
-                          lambda t=table, c=worker: copy_temp_table(conn, c, t, slice_rows(conn, t, bounds, i, ids)))
-                finish_slice(worker)
+                timed(statements, f"views of slice {i + 1}/{k}", lambda c=worker, i=i: slice_views(c, bounds, i, ids))
                 threads.append(threading.Thread(target=reconcile_slice, name=f"slice-{i + 1}",
                                                 args=(worker, authorities, params, i, k, False, on_step, failures)))
                 threads[-1].start()
-            timed(statements, f"keep slice 1/{k} (views)", lambda: keep_slice(conn, bounds, ids))
+            timed(statements, f"views of slice 1/{k}", lambda: slice_views(conn, bounds, 0, ids))
             report("partitions: slices", started, statements)
 
             # 4. ... and the main backend on slice 1, in this thread
@@ -215,7 +229,10 @@ def reconcile_first_load(conn, url: URL | None, run_id: int, authorities, k: int
             for i, worker in enumerate(workers, start=1):
                 timed(statements, f"commit slice {i + 1}/{k}", worker.commit)
             t0 = time.perf_counter()
-        statements.append((f"commit slice 1/{k} and the match", 0, time.perf_counter() - t0))
+        statements.append((f"commit slice 1/{k}", 0, time.perf_counter() - t0))
+        t0 = time.perf_counter()
+        drop_work_tables(conn)
+        statements.append((f"drop the {WORK_SCHEMA} tables", 0, time.perf_counter() - t0))
         # ... then the restores from every slice's backend, the cells and statistics, the prewarm ...
         for worker in workers:
             worker.autocommit = True
@@ -340,10 +357,11 @@ def timed_step(conn, name: str, script, params: dict, on_step, label: str | None
         on_step(label or name, time.perf_counter() - started, statements)
 
 
-# The main backend's slice, as a share of another's: it reads its slice through views over the whole tables and
-# analyses the statements, so a slice of the same size took it 10–17 % longer (three 1M runs, 2026-12-04: 31.2 s
-# against 28.2 s, 57.2 against 49.0, 43.1 against 38.3) and the other backend waited for it, idle.
-MAIN_SLICE_WEIGHT = 0.89
+# The main backend's slice, as a share of another's: it also analyses the statements. At 0.95, two lab runs at 1M
+# (2026-12-05) took it 27.4 and 27.0 s against 26.0 and 25.7 s for the other. (When only it read its slice through
+# views and the others were handed theirs as tables, a slice of the same size took it 10–17 % longer: three 1M
+# runs, 2026-12-04, 31.2 s against 28.2 s, 57.2 against 49.0, 43.1 against 38.3; the weight was 0.89.)
+MAIN_SLICE_WEIGHT = 0.9
 
 
 def slice_bounds(conn, k: int) -> list[int]:
@@ -365,12 +383,27 @@ def in_slice(bounds: list[int], i: int) -> sql.Composable:
     return sql.SQL("person_id >= {} AND {}").format(sql.Literal(bounds[i]), upper)
 
 
-def temp_columns(conn, table: str) -> list[tuple[str, str]]:
-    """The columns of ``conn``'s temporary table ``table``: (name, type), in order."""
-    return conn.execute(
-        "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a"
-        " WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
-        (f"pg_temp.{table}",)).fetchall()
+def shared_tables(script: str) -> str:
+    """A match step's script with its temporary tables made unlogged tables of :data:`WORK_SCHEMA` (not
+    vacuumed or analysed by autovacuum meanwhile: the step analyses them)."""
+    return _TEMP_TABLE.sub(
+        lambda m: f"CREATE UNLOGGED TABLE {WORK_SCHEMA}.{m.group(1)} WITH (autovacuum_enabled = false)", script)
+
+
+def drop_work_tables(conn) -> None:
+    """Drop every table of :data:`WORK_SCHEMA`."""
+    tables = [name for (name,) in conn.execute(
+        "SELECT format('%%I.%%I', schemaname, tablename) FROM pg_tables WHERE schemaname = %s", (WORK_SCHEMA,))]
+    if tables:
+        conn.execute(f"DROP TABLE {', '.join(tables)} CASCADE")
+
+
+def table_columns(conn, schema: str, table: str) -> list[str]:
+    """The columns of ``schema.table``, in order."""
+    return [name for (name,) in conn.execute(
+        "SELECT a.attname FROM pg_attribute a WHERE a.attrelid = %s::regclass AND a.attnum > 0"
+        " AND NOT a.attisdropped ORDER BY a.attnum",
+        (sql.Identifier(schema, table).as_string(conn),)).fetchall()]
 
 
 def id_ranges(conn, bounds: list[int]) -> list[tuple[str, str] | None]:
@@ -388,13 +421,13 @@ def id_ranges(conn, bounds: list[int]) -> list[tuple[str, str] | None]:
 
 
 def slice_rows(conn, table: str, bounds: list[int], i: int, ids: list[tuple[str, str] | None],
-               suffix: str = "") -> sql.Composable:
-    """The query of slice i's rows of the temporary table ``table`` (read under its name + ``suffix``): a slice of
-    ``new_person``'s; of the candidates, those of its new persons — each with its person, joined on the ID (in an
-    empty warehouse every candidate with a usable ID is its ID's new person's; ``ids``: :func:`id_ranges`) — and
-    those matched on evidence (their person written by 40_match_by_evidence); ``run_key`` whole."""
+               schema: str = WORK_SCHEMA) -> sql.Composable:
+    """The query of slice i's rows of the match's table ``schema.table``: a slice of ``new_person``'s; of the
+    candidates, those of its new persons — each with its person, joined on the ID (in an empty warehouse every
+    candidate with a usable ID is its ID's new person's; ``ids``: :func:`id_ranges`) — and those matched on
+    evidence (their person written by 40_match_by_evidence); ``run_key`` whole."""
     if table == "candidate":  # (one scan for both kinds: the ID's range, or no ID)
-        own = [name for name, _ in temp_columns(conn, table) if name not in ("person_id", "match_method")]
+        own = [name for name in table_columns(conn, schema, table) if name not in ("person_id", "match_method")]
         return sql.SQL(
             "SELECT * FROM (SELECT {columns}, coalesce(n.person_id, c.person_id) AS person_id,"
             " CASE WHEN n.person_id IS NOT NULL THEN 'new' ELSE c.match_method END AS match_method"
@@ -403,46 +436,20 @@ def slice_rows(conn, table: str, bounds: list[int], i: int, ids: list[tuple[str,
             " ON n.id_type = c.id_type AND n.id_number = c.id_number"
             ' WHERE c.id_number COLLATE "C" BETWEEN {low} AND {high} OR c.id_number IS NULL) c WHERE {where}').format(
             columns=sql.SQL(", ").join(sql.Identifier("c", name) for name in own),
-            candidate=sql.Identifier(f"candidate{suffix}"), new_person=sql.Identifier(f"new_person{suffix}"),
+            candidate=sql.Identifier(schema, "candidate"), new_person=sql.Identifier(schema, "new_person"),
             where=in_slice(bounds, i), low=sql.Literal(ids[i][0] if ids[i] else None),
             high=sql.Literal(ids[i][1] if ids[i] else None))
     where = in_slice(bounds, i) if table in SLICED else sql.SQL("true")
-    return sql.SQL("SELECT * FROM {} WHERE {}").format(sql.Identifier(f"{table}{suffix}"), where)
+    return sql.SQL("SELECT * FROM {} WHERE {}").format(sql.Identifier(schema, table), where)
 
 
-def copy_temp_table(source, target, table: str, query: sql.Composable) -> int:
-    """Create ``table`` (a temporary table of ``source``'s session) in ``target``'s session with the same columns,
-    filled with the rows of ``query`` (run by ``source``), streamed in PostgreSQL's binary format."""
-    columns = temp_columns(source, table)
-    target.execute(sql.SQL("CREATE TEMP TABLE {} ({}) ON COMMIT DROP").format(
-        sql.Identifier(table),
-        sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(kind)) for name, kind in columns)))
-    with source.cursor().copy(sql.SQL("COPY ({}) TO STDOUT (FORMAT binary)").format(query)) as out, \
-            target.cursor().copy(sql.SQL("COPY {} FROM STDIN (FORMAT binary)").format(sql.Identifier(table))) as into:
-        for chunk in out:
-            into.write(chunk)
-    (rows,) = target.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()
-    return rows
-
-
-def finish_slice(conn) -> None:
-    """What 30_match_by_id and the later steps expect of the copied tables: new_person's key, statistics."""
-    conn.execute("CREATE UNIQUE INDEX ON new_person (person_id)")
+def slice_views(conn, bounds: list[int], i: int, ids: list[tuple[str, str] | None]) -> None:
+    """Slice i of the match's tables for the later steps, which read each once or a few times: a temporary view
+    (:func:`slice_rows`) under each table's name, in ``conn``'s transaction (rewriting the rows into tables of the
+    slice cost more than filtering them on every read). Dropped at the slice's end (:func:`reconcile_slice`)."""
     for table in SLICED + WHOLE:
-        conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
-
-
-def keep_slice(conn, bounds: list[int], ids: list[tuple[str, str] | None]) -> None:
-    """The main session's own slice (slice 0): each sliced temporary table renamed ``<name>_all`` and a temporary
-    view of its slice (:func:`slice_rows`) put in its place (the later steps read each once or a few times;
-    rewriting the rows into new tables cost more than filtering them on every read). The tables keep their
-    statistics and new_person its key."""
-    views = {table: slice_rows(conn, table, bounds, 0, ids, suffix="_all") for table in SLICED}
-    for table in SLICED:
-        conn.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(sql.Identifier(table),
-                                                                  sql.Identifier(f"{table}_all")))
-    for table in SLICED:
-        conn.execute(sql.SQL("CREATE TEMP VIEW {} AS {}").format(sql.Identifier(table), views[table]))
+        conn.execute(sql.SQL("CREATE TEMP VIEW {} AS {}").format(
+            sql.Identifier(table), slice_rows(conn, table, bounds, i, ids)))
 
 
 def reconcile_slice(conn, authorities, params: dict, i: int, k: int, main: bool, on_step,
@@ -464,5 +471,6 @@ def reconcile_slice(conn, authorities, params: dict, i: int, k: int, main: bool,
             timed_step(conn, name, script, params, on_step,
                        label=None if main else f"slice {i + 1}/{k}: {name}",
                        after=analyze_statements if main and name == "population/50_statements.sql" else None)
+        conn.execute(sql.SQL("DROP VIEW {}").format(sql.SQL(", ").join(map(sql.Identifier, SLICED + WHOLE))))
     except BaseException as exc:  # (re-raised by the main thread)
         failures.append(exc)

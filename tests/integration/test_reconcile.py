@@ -664,6 +664,7 @@ def test_a_failed_partitioned_load_leaves_an_empty_warehouse_and_a_rerun_complet
                         " population.source_record) + (SELECT count(*) FROM population.person_xref)") == [(0,)]
         assert one(url, match_writes, run1) == [(0, 0, quarantined_by_validation)]
         assert one(url, SCHEMA_OBJECTS) == schema
+        assert one(url, "SELECT count(*) FROM pg_tables WHERE schemaname = 'population_work'") == [(0,)]
     monkeypatch.undo()
     accounting = reconcile_run(run1, url, partitions=2)
     assert one(url, SCHEMA_OBJECTS) == schema
@@ -675,6 +676,8 @@ def test_a_failed_partitioned_load_leaves_an_empty_warehouse_and_a_rerun_complet
                                                       quarantined_by_validation + 1)]
     assert cells_disagreeing(url) == []
     assert "partitioned load" not in format_summary(warehouse_summary(url))
+    # (the match's working tables: dropped after the load, and by the undoing of a failed one)
+    assert one(url, "SELECT count(*) FROM pg_tables WHERE schemaname = 'population_work'") == [(0,)]
 
 
 @pytest.mark.parametrize("in_id_order", [True, False])
@@ -705,7 +708,7 @@ def test_each_candidate_is_read_by_exactly_the_slice_of_its_person(warehouse_db,
         read = []
         for i in range(3):
             got = conn.execute(sql.SQL("SELECT seq, person_id, match_method FROM ({}) s").format(
-                partitioned.slice_rows(conn, "candidate", bounds, i, ids))).fetchall()
+                partitioned.slice_rows(conn, "candidate", bounds, i, ids, schema="pg_temp"))).fetchall()
             assert all(bounds[i] <= person < bounds[i + 1] for _, person, _ in got)
             read += got
         assert sorted(read) == expected and len(read) == len(numbers) + len(numbers[::3]) + 3
