@@ -10,6 +10,7 @@ of a record is the latest whatever the order of runs, and a person gets a new ve
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 
@@ -44,7 +45,19 @@ SESSION_SETTINGS = {"temp_buffers": "1GB", "work_mem": "256MB"}
 # which the JIT compiled for 5.8 s of a 1M full load's 8-10 s step (EXPLAIN ANALYZE) — compile time that follows
 # the number of expressions, not of rows, and that the run never earned back. Only there: for the whole
 # reconciliation JIT on or off made no difference (four alternating trials, docs/scaling.md).
-STEP_SETTINGS = {"survivorship.discrepancy_query": {"jit": "off"}}
+#
+# The candidates: as many parallel workers as the machine has cores but one. Their `CREATE TABLE … AS` is written
+# by the leader alone, which also scans when it can: with a worker per core the leader shared its core with one and
+# fell behind (the 1M candidates on two cores, two trials each: 7.5, 7.8 s with two workers, 6.6, 6.6 s with one;
+# the leader not scanning, 7.2 and 7.5 s). (The cores of the machine this runs on: the database server's when it
+# is the same machine, as in the benchmark; never more than the session's own max_parallel_workers_per_gather.)
+# A setting's value is a text, or a function of the setting's current value.
+def _one_core_for_the_leader(current: str) -> str:
+    return str(min(int(current), max(1, (os.cpu_count() or 2) - 1)))
+
+
+STEP_SETTINGS = {"survivorship.discrepancy_query": {"jit": "off"},
+                 "population/10_candidates.sql": {"max_parallel_workers_per_gather": _one_core_for_the_leader}}
 
 
 # Bulk load: when a run's candidates are at least BULK_SHARE of the statements already held (a first full load, a
@@ -184,7 +197,7 @@ def run_step(conn, name: str, script, params: dict, record) -> None:
     restore = {}
     for setting, value in STEP_SETTINGS.get(name, {}).items():
         (restore[setting],) = conn.execute("SELECT current_setting(%s)", (setting,)).fetchone()
-        conn.execute("SELECT set_config(%s, %s, true)", (setting, value))
+        conn.execute("SELECT set_config(%s, %s, true)", (setting, value(restore[setting]) if callable(value) else value))
     run_script(conn, script, params, on_statement=record)
     for setting, value in restore.items():
         conn.execute("SELECT set_config(%s, %s, true)", (setting, value))

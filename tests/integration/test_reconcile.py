@@ -615,15 +615,16 @@ def test_a_partitioned_first_load_writes_what_one_transaction_writes(clean_wareh
 
 
 @pytest.mark.parametrize("crash", [False, True])
-@pytest.mark.parametrize("failing", ["restore", "accounting"])
+@pytest.mark.parametrize("failing", ["slice", "restore", "accounting"])
 def test_a_failed_partitioned_load_leaves_an_empty_warehouse_and_a_rerun_completes(clean_warehouse, monkeypatch,
                                                                                     failing, crash):
-    """A partitioned load that fails after every slice and the match's writes were committed — during its restores
-    (here: the crosswalk's key, some objects back already, others not) or after them (the row accounting) — is
-    undone: golden tables empty, the run's duplicates and review rows gone, every dropped index, key, foreign key and
+    """A partitioned load that fails after the match's writes and tables were committed — in its slices (here: their
+    SCD2 merge), or after every slice was committed too, during its restores (here: the crosswalk's key, some
+    objects back already, others not) or after them (the row accounting) — is undone: golden tables empty, the
+    run's duplicates and review rows gone, the match's tables dropped, every dropped index, key, foreign key and
     trigger back. At once, or, when the process died before it could (``crash``), by the next reconciliation, which
     then loads the run completely, each duplicate and review row once."""
-    from pipelines.reconcile import merge, partitioned
+    from pipelines.reconcile import merge, partitioned, survivorship
     from pipelines.report import format_summary, warehouse_summary
 
     url = clean_warehouse
@@ -634,7 +635,9 @@ def test_a_failed_partitioned_load_leaves_an_empty_warehouse_and_a_rerun_complet
                     " (SELECT count(*) FROM quarantine.population_record WHERE run_id = r) FROM (SELECT %s AS r) x")
     quarantined_by_validation = one(url, match_writes, run1)[0][2]
 
-    if failing == "accounting":
+    if failing == "slice":
+        monkeypatch.setattr(survivorship, "scd2_merge", lambda: "SELECT 1 / 0")
+    elif failing == "accounting":
         def fail(conn, run_id, step):
             raise merge.AccountingError("injected")
 
@@ -650,12 +653,15 @@ def test_a_failed_partitioned_load_leaves_an_empty_warehouse_and_a_rerun_complet
         monkeypatch.setattr(partitioned, "execute_all", fail)
     if crash:
         monkeypatch.setattr(partitioned, "recover", lambda conn: None)
-    with pytest.raises((merge.AccountingError, psycopg.errors.UniqueViolation)):
+    with pytest.raises((merge.AccountingError, psycopg.errors.UniqueViolation, psycopg.errors.DivisionByZero)):
         reconcile_run(run1, url, partitions=2)
-    if crash:  # every slice's rows and the match's writes were committed; the row says how to undo them
+    work_tables = "SELECT count(*) FROM pg_tables WHERE schemaname = 'population_work'"
+    if crash:  # the match's writes (and every slice's rows, unless a slice failed) were committed; the row says how
+        # to undo them
         assert one(url, "SELECT run_id FROM population.bulk_load") == [(run1,)]
-        assert one(url, "SELECT count(*) > 0 FROM population.person") == [(True,)]
+        assert one(url, "SELECT count(*) > 0 FROM population.person") == [(failing != "slice",)]
         assert one(url, match_writes, run1)[0][1] > 0
+        assert (one(url, work_tables)[0][0] > 0) == (failing == "slice")  # (dropped once every slice committed)
         assert (one(url, SCHEMA_OBJECTS) == schema) == (failing == "accounting")  # (every object back before it)
         assert f"! run {run1}: a partitioned load started" in format_summary(warehouse_summary(url))
     else:
@@ -664,7 +670,7 @@ def test_a_failed_partitioned_load_leaves_an_empty_warehouse_and_a_rerun_complet
                         " population.source_record) + (SELECT count(*) FROM population.person_xref)") == [(0,)]
         assert one(url, match_writes, run1) == [(0, 0, quarantined_by_validation)]
         assert one(url, SCHEMA_OBJECTS) == schema
-        assert one(url, "SELECT count(*) FROM pg_tables WHERE schemaname = 'population_work'") == [(0,)]
+        assert one(url, work_tables) == [(0,)]
     monkeypatch.undo()
     accounting = reconcile_run(run1, url, partitions=2)
     assert one(url, SCHEMA_OBJECTS) == schema
@@ -676,8 +682,7 @@ def test_a_failed_partitioned_load_leaves_an_empty_warehouse_and_a_rerun_complet
                                                       quarantined_by_validation + 1)]
     assert cells_disagreeing(url) == []
     assert "partitioned load" not in format_summary(warehouse_summary(url))
-    # (the match's working tables: dropped after the load, and by the undoing of a failed one)
-    assert one(url, "SELECT count(*) FROM pg_tables WHERE schemaname = 'population_work'") == [(0,)]
+    assert one(url, work_tables) == [(0,)]  # (the match's tables: dropped after the load too)
 
 
 @pytest.mark.parametrize("in_id_order", [True, False])
