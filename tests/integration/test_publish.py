@@ -848,6 +848,7 @@ def test_a_monthly_dataset_is_due_once_per_month_the_daily_ones_every_run(wareho
     daily = sorted(d.code for d in load_datasets() if d.update_frequency == "daily")
     assert MICRO not in daily and next(d for d in load_datasets() if d.code == MICRO).update_frequency == "monthly"
     assert sorted(flow.due_datasets([run_id])) == sorted([*daily, MICRO])   # nothing released yet
+    assert flow.due_datasets([run_id])[0] == MICRO  # (record-level first: the longest prepare task starts first)
     rejected = flow.prepare_release(MICRO, [run_id])
     flow.reject_release(rejected["release_id"], "李四", "口径有误")
     assert MICRO in flow.due_datasets([run_id])                             # a rejected release does not count
