@@ -197,7 +197,8 @@ def run_step(conn, name: str, script, params: dict, record) -> None:
     restore = {}
     for setting, value in STEP_SETTINGS.get(name, {}).items():
         (restore[setting],) = conn.execute("SELECT current_setting(%s)", (setting,)).fetchone()
-        conn.execute("SELECT set_config(%s, %s, true)", (setting, value(restore[setting]) if callable(value) else value))
+        conn.execute("SELECT set_config(%s, %s, true)",
+                     (setting, value(restore[setting]) if callable(value) else value))
     run_script(conn, script, params, on_statement=record)
     for setting, value in restore.items():
         conn.execute("SELECT set_config(%s, %s, true)", (setting, value))

@@ -50,10 +50,10 @@ a person's statements, crosswalk rows, versions and discrepancies are all writte
 
 If anything fails, every open transaction rolls back and :func:`recover` empties the golden tables (empty before
 the load, written by nobody else: every reconciliation holds merge.RECONCILE_LOCK), deletes the match's writes of
-the run (committed with the match), drops the match's tables, and restores the dropped objects that are not back yet; a crash of the
-process leaves the ``bulk_load`` row, and the next reconciliation does the same first. Readers of the golden tables
-may see the slices' rows before the load is finished; the run is not successful (nor gated, nor published) until
-it is.
+the run (committed with the match), drops the match's tables, and restores the dropped objects that are not back
+yet; a crash of the process leaves the ``bulk_load`` row, and the next reconciliation does the same first.
+Readers of the golden tables may see the slices' rows before the load is finished (and the match's duplicates and
+review rows before the slices); the run is not successful (nor gated, nor published) until it is.
 """
 
 from __future__ import annotations
@@ -124,8 +124,8 @@ def warehouse_empty(conn) -> bool:
 def recover(conn) -> int | None:
     """Finish off an unfinished partitioned load (a ``population.bulk_load`` row): empty the golden tables, delete
     the match's writes of its run (its duplicates, review rows and their quarantine rows, committed with the
-    match) and its tables, restore the objects it dropped that are not back yet. Returns the run it cleaned up after, if any.
-    ``conn`` is in autocommit mode and holds merge.RECONCILE_LOCK."""
+    match) and its tables, restore the objects it dropped that are not back yet. Returns the run it cleaned up
+    after, if any. ``conn`` is in autocommit mode and holds merge.RECONCILE_LOCK."""
     with conn.transaction():
         row = conn.execute("SELECT run_id, restore FROM population.bulk_load ORDER BY run_id LIMIT 1").fetchone()
         if row is None:
