@@ -45,10 +45,15 @@ def golden_query(authorities: list[AttributeAuthority], every_person: bool = Fal
     independent) and planned as a nested loop over a million rows.
 
     Within the ordered departments the latest statement that has a value wins (a department's newer record that
-    says nothing about an attribute does not erase what its older record said).
+    says nothing about an attribute does not erase what its older record said). Latest by the source update time,
+    then the run; then the first source by id and the latest record of its delivery (seq): an order the inputs
+    decide. Statements of
+    one department stamped with the same time (a batch time, a file drop's date) are common in departments' systems,
+    and the statement id, which broke such ties before, follows the order a run's candidates were written in — in
+    a parallel plan not the same from one load of the same input to the next.
 
     One sort for all attributes: each current statement of a touched person gets its position among the person's
-    statements, latest (source update time, then statement id) first; an attribute's winner is the statement with
+    statements, latest (in that order) first; an attribute's winner is the statement with
     the smallest rank(department) * POSITION_SPAN + position among those with a value, a plain min() per attribute
     rather than an ORDER BY inside each of 2 × 18 aggregates (which sorted every person's statements 36 times:
     the golden step's whole cost at a million residents). The values and ids are gathered into arrays in the order
@@ -93,7 +98,8 @@ def golden_query(authorities: list[AttributeAuthority], every_person: bool = Fal
         "            FROM (SELECT s.person_id, {aggregates}, min(s.source_updated_at) AS first_update, "
         "                         max(s.source_updated_at) AS last_update "
         "                  FROM (SELECT {needed}, row_number() OVER (PARTITION BY sr.person_id "
-        "                               ORDER BY sr.source_updated_at DESC, sr.source_record_id DESC) AS pos "
+        "                               ORDER BY sr.source_updated_at DESC, sr.run_id DESC, sr.source_id, "
+        "                                        sr.seq DESC) AS pos "
         "                        FROM {persons} "
         "                        JOIN population.source_record sr ON sr.source_record_id = x.current_record_id) s "
         "                  GROUP BY s.person_id) a "

@@ -155,6 +155,24 @@ def test_golden_values_follow_the_authority_with_lineage(day1):
                b) == [("hrss",)]
 
 
+def test_statements_of_one_department_stamped_alike_are_ordered_by_the_inputs(clean_warehouse):
+    """Two psb sources say different things about one person at the same update time (a batch time, a drop date):
+    the later run wins, then the first source by id, then the later record of its delivery — not the statement
+    written last (the highest statement id, which follows the order a run's candidates happen to be written in)."""
+    url = clean_warehouse
+    run1 = day_run(url, DAY1)
+    stage(url, run1, "psb_hukou", "psb", [{**PSB_A, "residence_address": "徐汇区漕溪北路2号"}])
+    stage(url, run1, "psb_residence_permit", "psb",
+          [{**PSB_A, "source_key": "R-A", "residence_address": "静安区南京西路3号"}])
+    validate_run(run1, (DAY1 + timedelta(days=1)).date(), url)
+    reconcile_run(run1, url)
+    ids = dict(one(url, "SELECT source_id, source_record_id FROM population.source_record"))
+    assert ids["psb_hukou"] < ids["psb_residence_permit"]  # (the tie the statement ids would have broken the other way)
+    assert one(url, "SELECT value, source_id, source_key FROM population.attribute_lineage"
+                    " WHERE person_id = %s AND attribute = 'residence_address'", person_of(url, A_ID)) == [
+        ("徐汇区漕溪北路2号", "psb_hukou", "P-A")]
+
+
 def test_discrepancy_addressed_to_the_authority_naming_the_disagreeing_department(day1):
     url, run1, _ = day1
     a = person_of(url, A_ID)
