@@ -51,13 +51,19 @@ SESSION_SETTINGS = {"temp_buffers": "1GB", "work_mem": "256MB"}
 # fell behind (the 1M candidates on two cores, two trials each: 7.5, 7.8 s with two workers, 6.6, 6.6 s with one;
 # the leader not scanning, 7.2 and 7.5 s). (The cores of the machine this runs on: the database server's when it
 # is the same machine, as in the benchmark; never more than the session's own max_parallel_workers_per_gather.)
+# JIT off for the candidates too: their statement's cost is past the inlining and optimisation thresholds, and its
+# time is in the normalisation functions (regular expressions, translate) that JIT code calls all the same — the
+# leader and its worker each compiled for about 0.6 s (1.25 CPU s, auto_explain of the 1M full load) and ran no
+# faster for it (the 1M candidates' query on one core, min of four alternating: 6.97 s with JIT, 6.56 s without;
+# with its worker 3.98 and 3.97 s; 2026-12-05).
 # A setting's value is a text, or a function of the setting's current value.
 def _one_core_for_the_leader(current: str) -> str:
     return str(min(int(current), max(1, (os.cpu_count() or 2) - 1)))
 
 
 STEP_SETTINGS = {"survivorship.discrepancy_query": {"jit": "off"},
-                 "population/10_candidates.sql": {"max_parallel_workers_per_gather": _one_core_for_the_leader}}
+                 "population/10_candidates.sql": {"max_parallel_workers_per_gather": _one_core_for_the_leader,
+                                                  "jit": "off"}}
 
 
 # Bulk load: when a run's candidates are at least BULK_SHARE of the statements already held (a first full load, a

@@ -449,12 +449,15 @@ def test_the_weekly_snapshot_day_is_the_runs_data_day_in_shanghai(clean_warehous
 
 @pytest.mark.parametrize("partitions", [1, 2])
 def test_step_settings_hold_for_their_step_only(clean_warehouse, monkeypatch, partitions):
-    """STEP_SETTINGS: the discrepancy query runs with JIT off (its compile time exceeded what it saved); every other
-    step keeps the session's setting, on before it and on again after it — in each backend of a partitioned load."""
+    """STEP_SETTINGS: the discrepancy query and the candidates run with JIT off (their compile time exceeded what it
+    saved); every other step keeps the session's setting, on before it and on again after it — in each backend of a
+    partitioned load."""
     from pipelines.reconcile import merge, partitioned
 
     url = clean_warehouse
     assert merge.STEP_SETTINGS["survivorship.discrepancy_query"] == {"jit": "off"}
+    assert merge.STEP_SETTINGS["population/10_candidates.sql"]["jit"] == "off"
+    jit_off = ("survivorship.discrepancy_query", "population/10_candidates.sql")
     seen: dict[int, list[str]] = {}  # backend -> jit at each step, in order
     original = merge.run_script
 
@@ -479,7 +482,7 @@ def test_step_settings_hold_for_their_step_only(clean_warehouse, monkeypatch, pa
     steps = [*match, *sliced, "population/90_accounting.sql"]
     expected = [steps] + [sliced] * (partitions - 1)  # (the main backend, then the other slices')
     assert sorted(seen.values(), key=len, reverse=True) == [
-        ["off" if s == "survivorship.discrepancy_query" else "on" for s in backend] for backend in expected]
+        ["off" if s in jit_off else "on" for s in backend] for backend in expected]
     # (a sliced load's backends wait for each other idle in their transactions: never cut off for it; the
     # accounting, in a transaction of its own after the restores, waits for nobody)
     assert sorted(waits.values(), key=len, reverse=True) == (
