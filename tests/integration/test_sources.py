@@ -189,6 +189,40 @@ def test_frontdb_window_rerun_late_update_and_watermark(clean_warehouse, hukou_t
     assert staged(url, run2, "psb_hukou") == got2  # untouched
 
 
+def test_timestamptz_spelled_as_the_typed_value_would_be(frontdb):
+    """frontdb.timestamptz_iso gives, for the server's text of a timestamptz, exactly what isoformat() of the typed
+    value gives: on random instants from 1890 to 2100 (whole seconds and fractions) and on the ones where the
+    spellings part (Shanghai's local mean time, its summer times of 1940–1991, offsets with minutes, west of UTC),
+    in four session time zones."""
+    import random
+
+    from pipelines.sources.frontdb import TIMESTAMPTZ_OID, timestamptz_iso
+    from pipelines.sources.records import as_text
+    from psycopg.pq import Format
+    from psycopg.types.string import TextLoader
+
+    rng = random.Random(20261205)
+    base = datetime(1890, 1, 1, tzinfo=ZoneInfo("UTC"))
+    instants = [base + timedelta(seconds=rng.randrange(0, 210 * 365 * 86400)) for _ in range(3000)]
+    instants += [t + timedelta(microseconds=rng.choice([1, 10, 500000, 123456, 999999])) for t in instants[:1000]]
+    instants += [datetime(1900, 1, 1, tzinfo=SH), datetime(1987, 7, 1, 12, tzinfo=SH),
+                 datetime(1991, 9, 14, 23, 30, tzinfo=SH), datetime(2026, 1, 1, tzinfo=SH)]
+    fast = 0
+    with psycopg.connect(Settings.libpq(frontdb)) as conn:
+        for zone in ("Asia/Shanghai", "America/New_York", "Asia/Kathmandu", "UTC"):
+            conn.execute(sql.SQL("SET TIME ZONE {}").format(sql.Literal(zone)))
+            # (as read_frontdb does: the loader made after the session's zone is set — it converts to that zone)
+            load = conn.adapters.get_loader(TIMESTAMPTZ_OID, Format.TEXT)(TIMESTAMPTZ_OID, conn).load
+            typed = [r[0] for r in conn.execute("SELECT unnest(%s::timestamptz[])", (instants,)).fetchall()]
+            cur = conn.cursor()
+            cur.adapters.register_loader(TIMESTAMPTZ_OID, TextLoader)
+            texts = [r[0] for r in cur.execute("SELECT unnest(%s::timestamptz[])", (instants,)).fetchall()]
+            for value, text in zip(typed, texts, strict=True):
+                assert timestamptz_iso(text, load) == as_text(value), (zone, text)
+                fast += len(text) == 22
+    assert fast > 6000  # (most took the sliced path)
+
+
 # --- file drops ------------------------------------------------------------------------------------------------
 
 PERMIT_HEADER = ["JZZBH", "GMSFHM", "XM", "XB", "CSRQ", "HJDZ_XZQH", "JZDZ_XZQH", "JZDZ", "GXSJ"]
