@@ -47,10 +47,9 @@ def golden_query(authorities: list[AttributeAuthority], every_person: bool = Fal
     Within the ordered departments the latest statement that has a value wins (a department's newer record that
     says nothing about an attribute does not erase what its older record said). Latest by the source update time,
     then the run; then the first source by id and the latest record of its delivery (seq): an order the inputs
-    decide. Statements of
-    one department stamped with the same time (a batch time, a file drop's date) are common in departments' systems,
-    and the statement id, which broke such ties before, follows the order a run's candidates were written in — in
-    a parallel plan not the same from one load of the same input to the next.
+    decide. Statements of one department stamped with the same time (a batch time, a file drop's date) are common
+    in departments' systems, and the statement id, which broke such ties before, follows the order a run's
+    candidates were written in — in a parallel plan not the same from one load of the same input to the next.
 
     One sort for all attributes: each current statement of a touched person gets its position among the person's
     statements, latest (in that order) first; an attribute's winner is the statement with

@@ -91,10 +91,13 @@ def read_frontdb(
             # the columns whose values may not be text (a timestamp, a number…): only they are rendered, after the
             # row is zipped into its payload at C speed (a comprehension testing every value was a tenth of the
             # extract of a 前置库 source)
-            other = [(i, name) for i, (name, d) in enumerate(zip(names, cur.description))
-                     if d.type_code not in TEXT_TYPE_OIDS and d.type_code != TIMESTAMPTZ_OID]
-            zoned = [(i, name) for i, (name, d) in enumerate(zip(names, cur.description))
-                     if d.type_code == TIMESTAMPTZ_OID]
+            other: list[tuple[int, str]] = []
+            zoned: list[tuple[int, str]] = []  # (timestamptz: respelled from the server's text)
+            for i, (name, d) in enumerate(zip(names, cur.description)):
+                if d.type_code == TIMESTAMPTZ_OID:
+                    zoned.append((i, name))
+                elif d.type_code not in TEXT_TYPE_OIDS:
+                    other.append((i, name))
             while rows := cur.fetchmany(chunk_rows):
                 chunk = []
                 for row in rows:
@@ -107,10 +110,6 @@ def read_frontdb(
                             payload[name] = timestamptz_iso(value, load)
                     # (typed as the column holds it — a timestamptz from its ISO spelling, the same instant; a naive
                     # time is Shanghai's, by the one rule of every source)
-                    if upd_zoned:
-                        value = payload[source.updated_at]
-                        updated = None if value is None else datetime.fromisoformat(value)
-                    else:
-                        updated = parse_updated_at(row[upd_index])
+                    updated = parse_updated_at(payload[source.updated_at] if upd_zoned else row[upd_index])
                     chunk.append(builder.build(payload, origin, source_updated_at=updated))
                 yield chunk
