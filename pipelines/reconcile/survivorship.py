@@ -29,7 +29,8 @@ def _ids(names: list[str], prefix: str | None = None) -> sql.Composable:
 POSITION_SPAN = 1_000_000
 
 
-def golden_query(authorities: list[AttributeAuthority], every_person: bool = False) -> sql.Composed:
+def golden_query(authorities: list[AttributeAuthority], every_person: bool = False,
+                 own_statements: bool = False) -> sql.Composed:
     """For every touched person, each attribute's value and source record, by the authority's order.
 
     ``every_person``: the run touches every person the crosswalk names (a first load: the crosswalk was empty
@@ -37,6 +38,11 @@ def golden_query(authorities: list[AttributeAuthority], every_person: bool = Fal
     only temporary table below the aggregate; without it the scans, the join and the sort run in parallel workers
     (Gather Merge under the window), the leader keeping the window and the aggregate: at 500k residents the golden
     step took 10.1–10.9 s instead of 12.4–13.9 s (four alternating pairs on one database, identical golden rows).
+
+    ``own_statements``: every statement the transaction sees is its key's current one and names its person (a
+    slice of a load into an empty warehouse, pipelines/reconcile/partitioned.py, which sees only the statements it
+    wrote, one per key), so the statements are read alone, without the crosswalk: that join, a parallel hash of a
+    slice's statements, was about 4 of a slice's 11 s at 1M.
 
     A person's current statements are those its crosswalk rows name (``person_xref.current_record_id``: a key's
     crosswalk row carries the person of the key's latest statement). The join goes from the persons to the
@@ -99,14 +105,17 @@ def golden_query(authorities: list[AttributeAuthority], every_person: bool = Fal
         "                  FROM (SELECT {needed}, row_number() OVER (PARTITION BY sr.person_id "
         "                               ORDER BY sr.source_updated_at DESC, sr.run_id DESC, sr.source_id, "
         "                                        sr.seq DESC) AS pos "
-        "                        FROM {persons} "
-        "                        JOIN population.source_record sr ON sr.source_record_id = x.current_record_id) s "
+        "                        FROM {statements}) s "
         "                  GROUP BY s.person_id) a "
         "            OFFSET 0) b) g "  # (see the docstring: each winner's place computed once)
         "LEFT JOIN population.person p ON p.person_id = g.person_id "
         "LEFT JOIN new_person n ON n.person_id = g.person_id"
-    ).format(persons=sql.SQL("population.person_xref x" if every_person
-                             else "touched t JOIN population.person_xref x USING (person_id)"),
+    ).format(statements=sql.SQL(
+                 "population.source_record sr" if own_statements
+                 else "population.person_xref x JOIN population.source_record sr ON sr.source_record_id = x.current_record_id"
+                 if every_person
+                 else "touched t JOIN population.person_xref x USING (person_id) "
+                      "JOIN population.source_record sr ON sr.source_record_id = x.current_record_id"),
              picks=sql.SQL(", ").join(picks), places=sql.SQL(", ").join(places),
              aggregates=sql.SQL(", ").join(aggregates), vals=_ids(GOLDEN_ATTRIBUTES, "g"),
              needed=_ids(["person_id", "source_record_id", "source_updated_at", "department", *GOLDEN_ATTRIBUTES], "sr"))
@@ -237,13 +246,15 @@ def scd2_merge() -> sql.Composed:
     )
 
 
-def discrepancy_query(authorities: list[AttributeAuthority], every_person: bool = False) -> sql.Composed:
+def discrepancy_query(authorities: list[AttributeAuthority], every_person: bool = False,
+                      own_statements: bool = False) -> sql.Composed:
     """Every current statement of a touched person whose value for a compared attribute differs from the golden
     value where that value came from the authority (a fallback value is no basis for a 比对).
 
     ``every_person``: a slice of a load into an empty warehouse (pipelines/reconcile/partitioned.py), whose
     transaction sees only the persons it writes — every one of them touched: the persons are read without
-    ``touched`` (which 50_statements leaves empty there).
+    ``touched`` (which 50_statements leaves empty there). ``own_statements``: as :func:`golden_query`'s — a
+    person's statements are found by their person, not through the crosswalk.
 
     One pass: each current statement of a touched person is first tested against the golden values of every
     compared attribute at once (one OR of the comparisons: most statements agree on everything and go no further),
@@ -268,8 +279,7 @@ def discrepancy_query(authorities: list[AttributeAuthority], every_person: bool 
         SELECT p.person_id, d.attribute, sr.department, sr.source_id, sr.source_key, d.department_value,
                d.authority AS authority_department, d.authority_value, au.source_key AS authority_source_key
         FROM {persons}
-        JOIN population.person_xref x ON x.person_id = p.person_id
-        JOIN population.source_record sr ON sr.source_record_id = x.current_record_id
+        {statements}
         CROSS JOIN LATERAL (VALUES {pairs})
             AS d(attribute, authority, src, department_value, authority_value, differs)
         JOIN population.source_record au ON au.source_record_id = d.src AND au.department = d.authority
@@ -296,6 +306,10 @@ def discrepancy_query(authorities: list[AttributeAuthority], every_person: bool 
                           WHERE f.person_id = d.person_id AND f.attribute = d.attribute AND f.source_id = d.source_id);
         """
     ).format(pairs=sql.SQL(", ").join(pairs), any_differs=sql.SQL(" OR ").join(differs),
+             statements=sql.SQL(
+                 "JOIN population.source_record sr ON sr.person_id = p.person_id" if own_statements
+                 else "JOIN population.person_xref x ON x.person_id = p.person_id "
+                      "JOIN population.source_record sr ON sr.source_record_id = x.current_record_id"),
              persons=sql.SQL("population.person p" if every_person
                              else "population.person p JOIN touched t USING (person_id)"),
              touched=sql.SQL("population.person" if every_person else "touched"))
