@@ -270,8 +270,10 @@ def malformed_record(source: Source, raw: Any, origin: str, error: str, fallback
     return RecordBuilder(source).malformed(raw, origin, error, fallback_updated_at)
 
 
-def copy_row(record: Record, run_id: int, source: Source, seq: int) -> tuple[Any, ...]:
-    """The tuple written by COPY, in the order of :data:`COPY_COLUMNS`."""
+def copy_row(record: Record, run_id: int, source: Source, seq: int, checks: tuple = ()) -> tuple[Any, ...]:
+    """The tuple written by COPY, in the order of :data:`COPY_COLUMNS`, then ``checks`` (the staged row's checks,
+    pipelines.population.validate.CHECK_COLUMNS), built as one tuple."""
+    payload_utf8 = record.payload_utf8
     return (
         run_id,
         source.id,
@@ -279,12 +281,16 @@ def copy_row(record: Record, run_id: int, source: Source, seq: int) -> tuple[Any
         source.department,
         record.source_key,
         record.source_updated_at,
-        record.row_hash,
+        _md5(payload_utf8).hexdigest(),  # (Record.row_hash)
         record.origin,
         *record.values,
-        record.payload_utf8,
+        payload_utf8,
         record.parse_error,
+        *checks,
     )
+
+
+_md5 = hashlib.md5
 
 
 COPY_COLUMNS: list[str] = [

@@ -142,9 +142,10 @@ class _Stager:
                 checks = check_records(chunk, self.as_of)
                 with cur.copy(_COPY) as cp:
                     cp.set_types(self.types)
+                    write, run_id, source = cp.write_row, self.run_id, self.source
                     for record, checked in zip(chunk, checks):
                         seq += 1
-                        cp.write_row(copy_row(record, self.run_id, self.source, seq) + checked)
+                        write(copy_row(record, run_id, source, seq, checked))
                 self.chunks += 1
                 if self.chunks % _COLLECT_EVERY == 0:
                     gc.collect()
