@@ -57,5 +57,7 @@ FROM population.review_queue q
 JOIN staging.population_record s USING (run_id, source_id, seq)
 WHERE q.run_id = %(run_id)s;
 
--- (the records without a usable ID that found nobody: queued above)
-DELETE FROM candidate WHERE person_id IS NULL AND id_number IS NULL;
+-- (the records without a usable ID that found nobody: queued above. A load into an empty warehouse reads its
+--  candidates through the slices' views, which leave out a candidate without a person: not deleted there, a scan
+--  of every candidate on the match's one busy backend — 0.5 s at 1M)
+DELETE FROM candidate WHERE person_id IS NULL AND id_number IS NULL AND NOT %(into_empty)s;
