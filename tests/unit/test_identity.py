@@ -441,3 +441,32 @@ def test_misaligned_inputs_are_refused() -> None:
     b = pd.Series([with_check("31010119900101123"), None], index=[2, 1])
     with pytest.raises(ValueError, match="share id_number's index"):
         check_identities(a, b, None, None, AS_OF)
+
+
+def test_the_division_table_cache_holds_the_table_stdnum_gives(tmp_path, monkeypatch):
+    """divisions._load: the table as _build makes it from stdnum's loc.dat, whether read from the cache file, written
+    to it, or rebuilt because the file is unreadable (a partial write, another numpy): never a different table."""
+    import numpy as np
+
+    built = divisions._build()
+    path = tmp_path / "cache" / "table.pickle"
+    monkeypatch.setattr(divisions, "cache_path", lambda: path)
+
+    def same(table):
+        return all(np.array_equal(a, b) for a, b in zip(table[:4], built[:4])) and table[4] == built[4]
+
+    assert same(divisions._load()) and path.exists()  # built, then written
+    assert same(divisions._load())  # read back
+    path.write_bytes(b"not a pickle")
+    assert same(divisions._load())  # unreadable: built again and rewritten
+    assert same(divisions._load())
+    assert not list(path.parent.glob("*.tmp"))
+
+
+def test_the_division_table_cache_is_named_by_what_it_was_built_from():
+    """A new stdnum, or another loc.dat, is another cache file (never a table built from other data)."""
+    import stdnum
+
+    path = divisions.cache_path()
+    stat = divisions._loc_dat().stat()
+    assert path.name == f"gbt2260-stdnum{stdnum.__version__}-{stat.st_size}-{stat.st_mtime_ns}.pickle"
