@@ -403,3 +403,36 @@ def test_increment_validates_the_rows_it_wrote_and_a_table_check_validates_all(c
     bad = run_gate(run3, url=url, reports_dir=tmp_path, build_docs=False)
     assert [s.scope for s in bad.suites] == ["run", "run"]
     assert {f.expectation for f in bad.blocking_failures} == defect
+
+
+def test_suite_pages_are_rendered_again_only_when_a_suite_or_a_page_changed(clean_warehouse, tmp_path):
+    """Data Docs: each gate renders its validation pages and the index; a suite's page only when the suites it was
+    rendered from changed (the digest in data_docs/.suite-pages), or when the page is missing."""
+    import os
+    import time
+
+    run_id = open_population_run(clean_warehouse)
+    insert_persons(clean_warehouse, run_id, GOOD)
+    docs = tmp_path / "data_docs"
+    page = docs / "expectations" / "population" / "person.html"
+    run_gate(run_id, url=clean_warehouse, reports_dir=tmp_path)
+    marker = (docs / ".suite-pages").read_text()
+    assert page.is_file() and len(marker) == 64
+
+    def stamp(path):  # (set back, so that a rewrite within the same clock tick shows)
+        os.utime(path, ns=(1, 1))
+        return path.stat().st_mtime_ns
+
+    old = stamp(page)
+    second = run_gate(run_id, url=clean_warehouse, reports_dir=tmp_path)
+    assert second.passed and page.stat().st_mtime_ns == old  # the same suites: not rendered again
+    assert all(Path(s.data_docs_page).is_file() for s in second.suites)
+
+    (docs / ".suite-pages").write_text("0" * 64)  # rendered from other suites
+    run_gate(run_id, url=clean_warehouse, reports_dir=tmp_path)
+    assert page.stat().st_mtime_ns != old and (docs / ".suite-pages").read_text() == marker
+
+    page.unlink()  # a page gone
+    time.sleep(0.01)
+    run_gate(run_id, url=clean_warehouse, reports_dir=tmp_path)
+    assert page.is_file()
