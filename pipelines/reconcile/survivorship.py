@@ -24,6 +24,9 @@ def _ids(names: list[str], prefix: str | None = None) -> sql.Composable:
     return sql.SQL(", ").join(sql.Identifier(n) for n in names)
 
 
+# A person's current statements: those its crosswalk rows name (unless own_statements, below)
+_CURRENT_STATEMENT = "JOIN population.source_record sr ON sr.source_record_id = x.current_record_id"
+
 # A statement's position among a person's current statements, latest first, is below POSITION_SPAN; an attribute's
 # key is rank(department) * POSITION_SPAN + position, so the smallest key is the winner.
 POSITION_SPAN = 1_000_000
@@ -112,10 +115,8 @@ def golden_query(authorities: list[AttributeAuthority], every_person: bool = Fal
         "LEFT JOIN new_person n ON n.person_id = g.person_id"
     ).format(statements=sql.SQL(
                  "population.source_record sr" if own_statements
-                 else "population.person_xref x JOIN population.source_record sr ON sr.source_record_id = x.current_record_id"
-                 if every_person
-                 else "touched t JOIN population.person_xref x USING (person_id) "
-                      "JOIN population.source_record sr ON sr.source_record_id = x.current_record_id"),
+                 else f"population.person_xref x {_CURRENT_STATEMENT}" if every_person
+                 else f"touched t JOIN population.person_xref x USING (person_id) {_CURRENT_STATEMENT}"),
              picks=sql.SQL(", ").join(picks), places=sql.SQL(", ").join(places),
              aggregates=sql.SQL(", ").join(aggregates), vals=_ids(GOLDEN_ATTRIBUTES, "g"),
              needed=_ids(["person_id", "source_record_id", "source_updated_at", "department", *GOLDEN_ATTRIBUTES], "sr"))
@@ -308,8 +309,7 @@ def discrepancy_query(authorities: list[AttributeAuthority], every_person: bool 
     ).format(pairs=sql.SQL(", ").join(pairs), any_differs=sql.SQL(" OR ").join(differs),
              statements=sql.SQL(
                  "JOIN population.source_record sr ON sr.person_id = p.person_id" if own_statements
-                 else "JOIN population.person_xref x ON x.person_id = p.person_id "
-                      "JOIN population.source_record sr ON sr.source_record_id = x.current_record_id"),
+                 else f"JOIN population.person_xref x ON x.person_id = p.person_id {_CURRENT_STATEMENT}"),
              persons=sql.SQL("population.person p" if every_person
                              else "population.person p JOIN touched t USING (person_id)"),
              touched=sql.SQL("population.person" if every_person else "touched"))

@@ -273,7 +273,6 @@ def malformed_record(source: Source, raw: Any, origin: str, error: str, fallback
 def copy_row(record: Record, run_id: int, source: Source, seq: int, checks: tuple = ()) -> tuple[Any, ...]:
     """The tuple written by COPY, in the order of :data:`COPY_COLUMNS`, then ``checks`` (the staged row's checks,
     pipelines.population.validate.CHECK_COLUMNS), built as one tuple."""
-    payload_utf8 = record.payload_utf8
     return (
         run_id,
         source.id,
@@ -281,16 +280,14 @@ def copy_row(record: Record, run_id: int, source: Source, seq: int, checks: tupl
         source.department,
         record.source_key,
         record.source_updated_at,
-        _md5(payload_utf8).hexdigest(),  # (Record.row_hash)
+        record.row_hash,
         record.origin,
         *record.values,
-        payload_utf8,
+        record.payload_utf8,
         record.parse_error,
         *checks,
     )
 
-
-_md5 = hashlib.md5
 
 
 COPY_COLUMNS: list[str] = [
