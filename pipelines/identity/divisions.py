@@ -16,6 +16,7 @@ table indexed by the code's integer value (no per-row Python).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 from pathlib import Path
@@ -90,26 +91,37 @@ def _load() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """:func:`_build`'s table, from the cache file when there is a readable one; written there otherwise (atomically:
     two processes starting at once may both build it). A cache that cannot be read or written is only skipped."""
     path = cache_path()
-    if path is not None:
-        try:
-            with open(path, "rb") as fh:
-                starts, ends, codes, names = pickle.load(fh)
-            index = np.full(1_000_000, -1, dtype=np.int32)
-            index[codes] = np.arange(len(codes), dtype=np.int32)
-            return index, starts, ends, codes, names
-        except Exception:  # missing, partial, from another numpy: built below  # noqa: BLE001
-            pass
+    cached = _read_cache(path) if path is not None else None
+    if cached is not None:
+        starts, ends, codes, names = cached
+        index = np.full(1_000_000, -1, dtype=np.int32)
+        index[codes] = np.arange(len(codes), dtype=np.int32)
+        return index, starts, ends, codes, names
     index, starts, ends, codes, names = _build()
     if path is not None:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-            with open(tmp, "wb") as fh:
-                pickle.dump((starts, ends, codes, names), fh, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(tmp, path)
-        except OSError:
-            pass
+        _write_cache(path, (starts, ends, codes, names))
     return index, starts, ends, codes, names
+
+
+def _read_cache(path: Path) -> tuple | None:
+    """The cached (starts, ends, codes, names), or None when the file is missing or unreadable (partial, written by
+    another numpy): the table is then built again."""
+    try:
+        with open(path, "rb") as fh:
+            return pickle.load(fh)
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _write_cache(path: Path, table: tuple) -> None:
+    """Write the cache file through a temporary file of this process, renamed into place; a directory that cannot be
+    written leaves the table uncached (each process builds it, as before the cache)."""
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as fh:
+            pickle.dump(table, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
 
 
 def _build() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
