@@ -448,6 +448,44 @@ def test_the_weekly_snapshot_day_is_the_runs_data_day_in_shanghai(clean_warehous
 
 
 @pytest.mark.parametrize("partitions", [1, 2])
+def test_new_persons_are_numbered_as_one_block_in_id_number_order(clean_warehouse, partitions):
+    """30_match_by_id: a run's new persons get consecutive ids from the sequence, in their ID numbers' bytewise
+    order, and the sequence is moved past them; a run with no new person draws no id; the next run's new persons
+    follow the block."""
+    def holder(key: str, id_number: str) -> dict:  # (birth date and sex as the number says)
+        born = f"{id_number[6:10]}-{id_number[10:12]}-{id_number[12:14]}"
+        return {**PSB_A, "source_key": key, "id_number": id_number, "birth_date": born,
+                "sex": "男" if int(id_number[16]) % 2 else "女"}
+
+    url = clean_warehouse
+    c_id, d_id = rid("11010519491231002"), rid("44030419850607891")
+    run1 = day_run(url, DAY1)
+    stage(url, run1, "psb_hukou", "psb", [  # (staged out of their numbers' order)
+        holder("P-D", d_id), holder("P-B", B_ID), holder("P-A", A_ID), holder("P-C", c_id)])
+    validate_run(run1, (DAY1 + timedelta(days=1)).date(), url)
+    reconcile_run(run1, url, partitions=partitions)
+    numbered = one(url, "SELECT id_number, person_id FROM population.person ORDER BY person_id")
+    assert numbered == [(c_id, 1), (A_ID, 2), (B_ID, 3), (d_id, 4)]
+    assert one(url, "SELECT last_value, is_called FROM population.person_id_seq") == [(4, True)]
+
+    day2 = DAY1 + timedelta(days=1)
+    run2 = day_run(url, day2)  # the same people again, changed: nobody new
+    stage(url, run2, "psb_hukou", "psb", [{**PSB_A, "name": "张叁"}], day=day2)
+    validate_run(run2, (day2 + timedelta(days=1)).date(), url)
+    reconcile_run(run2, url)
+    assert one(url, "SELECT last_value FROM population.person_id_seq") == [(4,)]
+
+    day3 = DAY1 + timedelta(days=2)
+    run3 = day_run(url, day3)
+    e_id = rid("31011519700303456")
+    stage(url, run3, "psb_hukou", "psb", [holder("P-E", e_id)], day=day3)
+    validate_run(run3, (day3 + timedelta(days=1)).date(), url)
+    reconcile_run(run3, url)
+    assert one(url, "SELECT person_id FROM population.person WHERE id_number = %s", e_id) == [(5,)]
+    assert one(url, "SELECT last_value FROM population.person_id_seq") == [(5,)]
+
+
+@pytest.mark.parametrize("partitions", [1, 2])
 def test_step_settings_hold_for_their_step_only(clean_warehouse, monkeypatch, partitions):
     """STEP_SETTINGS: the discrepancy query and the candidates run with JIT off (their compile time exceeded what it
     saved); every other step keeps the session's setting, on before it and on again after it — in each backend of a
