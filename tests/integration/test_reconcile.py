@@ -188,6 +188,9 @@ def test_evidence_match_and_review_queue(day1):
         (a, "evidence")]
     assert one(url, "SELECT source_key, reason, status FROM population.review_queue") == [
         ("E-X", "REVIEW_NO_MATCH", "open")]
+    # what a reviewer sees: the department, nobody proposed, the evidence as normalised
+    assert one(url, "SELECT department, candidate_person_ids, evidence FROM population.review_queue") == [
+        ("education", [], {"name": "赵六", "birth_date": "2010-05-05", "sex": "2", "division": "310110"})]
     assert one(url, "SELECT count(*) FROM population.person") == [(2,)]
 
 
