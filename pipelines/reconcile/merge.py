@@ -56,11 +56,12 @@ SESSION_SETTINGS = {"temp_buffers": "1GB", "work_mem": "256MB"}
 # leader and its worker each compiled for about 0.6 s (1.25 CPU s, auto_explain of the 1M full load) and ran no
 # faster for it (the 1M candidates' query on one core, min of four alternating: 6.97 s with JIT, 6.56 s without;
 # with its worker 3.98 and 3.97 s; 2026-12-05).
-# The match by ID: its new persons grouped and numbered by one sort, split between parallel workers (a sort per
-# worker, merged in the leader, which numbers the rows). The planner prices the merge of two million rows above
-# the hash aggregate of one process, so it is told to sort and that the workers' rows cost it little to gather: the
-# 1M first load's new persons 3.1 s → 1.9 s (one or two workers alike; lab, 2026-12-05). On the one-transaction
-# path the candidates are a temporary table, read by one process whatever these say.
+# The duplicates and the match by ID: their repeated keys and new persons grouped (and numbered) by one sort, split
+# between parallel workers (a sort per worker, merged in the leader). The planner prices the merge of two million
+# rows above the hash aggregate of one process, so it is told to sort and that the workers' rows cost it little to
+# gather: the 1M first load's new persons 3.1 s → 1.9 s, its repeated keys 1.9 → 1.7 s and, with the memory of a 4M
+# load's keys (work_mem a quarter), 2.3 → 1.7 s (one or two workers alike; lab, 2026-12-05). On the
+# one-transaction path the candidates are a temporary table, read by one process whatever these say.
 # A setting's value is a text, or a function of the setting's current value.
 def _one_core_for_the_leader(current: str) -> str:
     return str(min(int(current), max(1, (os.cpu_count() or 2) - 1)))
@@ -69,9 +70,9 @@ def _one_core_for_the_leader(current: str) -> str:
 STEP_SETTINGS = {"survivorship.discrepancy_query": {"jit": "off"},
                  "population/10_candidates.sql": {"max_parallel_workers_per_gather": _one_core_for_the_leader,
                                                   "jit": "off"},
-                 "population/30_match_by_id.sql": {"max_parallel_workers_per_gather": _one_core_for_the_leader,
-                                                   "enable_hashagg": "off", "parallel_setup_cost": "0",
-                                                   "parallel_tuple_cost": "0.001"}}
+                 **dict.fromkeys(("population/20_duplicates.sql", "population/30_match_by_id.sql"),
+                                 {"max_parallel_workers_per_gather": _one_core_for_the_leader,
+                                  "enable_hashagg": "off", "parallel_setup_cost": "0", "parallel_tuple_cost": "0.001"})}
 
 
 # Bulk load: when a run's candidates are at least BULK_SHARE of the statements already held (a first full load, a

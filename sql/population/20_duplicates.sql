@@ -1,24 +1,33 @@
 -- Duplicates: (1) several rows of the run with the same source record key: the latest (by the source's update
 -- time, then extraction order) is kept, the others are superseded; (2) a kept row identical in content to the
 -- latest version of that record merged by an earlier run is an unchanged re-delivery.
--- Only the keys that occur more than once are ranked (a hash aggregate finds them; sorting every candidate for the
--- window cost most of the step on a full load, where 1 % of the keys repeat). Candidates all have a key (a row
--- without one is rejected by validation).
-WITH repeated AS (
-    SELECT source_id, source_key FROM candidate GROUP BY source_id, source_key HAVING count(*) > 1
-), ranked AS (
-    SELECT c.source_id, c.seq, c.source_key,
-           first_value(c.seq) OVER w AS kept_seq,
-           row_number() OVER w AS rn
-    FROM candidate c JOIN repeated r ON r.source_id = c.source_id AND r.source_key = c.source_key
-    WINDOW w AS (PARTITION BY c.source_id, c.source_key ORDER BY c.source_updated_at DESC, c.seq DESC)
-)
+-- Only the keys that occur more than once are ranked (sorting every candidate for the window cost most of the step
+-- on a full load, where 1 % of the keys repeat). Candidates all have a key (a row without one is rejected by
+-- validation). The repeated keys are found by grouping in key order — one sort, which parallel workers share when
+-- the candidates are a table they can read (merge.STEP_SETTINGS; bytewise, whatever the database's collation) — and
+-- written before the ranking, both as `CREATE TABLE … AS`, which may run in parallel workers where an INSERT may not:
+-- the hash aggregate of one process it replaces held every key in memory (311 MB at 1M residents; past work_mem at
+-- 4M, where it spilled to disk and the step took 17 s of one core).
+CREATE TEMP TABLE repeated_key ON COMMIT DROP AS
+SELECT source_id COLLATE "default" AS source_id, source_key COLLATE "default" AS source_key
+FROM (SELECT source_id COLLATE "C" AS source_id, source_key COLLATE "C" AS source_key
+      FROM candidate GROUP BY 1, 2 HAVING count(*) > 1) r;
+-- (few rows, analysed: without statistics the joins below hashed the 1.9M candidates instead of them)
+ANALYZE repeated_key;
+
+CREATE TEMP TABLE superseded ON COMMIT DROP AS
+SELECT source_id, seq, kept_seq
+FROM (SELECT c.source_id, c.seq, first_value(c.seq) OVER w AS kept_seq, row_number() OVER w AS rn
+      FROM candidate c JOIN repeated_key r ON r.source_id = c.source_id AND r.source_key = c.source_key
+      WINDOW w AS (PARTITION BY c.source_id, c.source_key ORDER BY c.source_updated_at DESC, c.seq DESC)) ranked
+WHERE rn > 1;
+ANALYZE superseded;
+
 INSERT INTO staging.population_duplicate (run_id, source_id, seq, kind, duplicate_of)
 SELECT %(run_id)s, source_id, seq, 'superseded_in_run', 'seq ' || kept_seq
-FROM ranked WHERE rn > 1;
+FROM superseded;
 
-DELETE FROM candidate c USING staging.population_duplicate d
-WHERE d.run_id = %(run_id)s AND d.kind = 'superseded_in_run' AND d.source_id = c.source_id AND d.seq = c.seq;
+DELETE FROM candidate c USING superseded s WHERE s.source_id = c.source_id AND s.seq = c.seq;
 
 -- The crosswalk row of each of the run's keys that has one (a key with statements has one), naming the key's latest
 -- recorded statement: one primary-key probe per key (50_statements uses it too). Each key is one candidate now.
