@@ -91,15 +91,14 @@ def _load() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """:func:`_build`'s table, from the cache file when there is a readable one; written there otherwise (atomically:
     two processes starting at once may both build it). A cache that cannot be read or written is only skipped."""
     path = cache_path()
-    cached = _read_cache(path) if path is not None else None
-    if cached is not None:
-        starts, ends, codes, names = cached
-        index = np.full(1_000_000, -1, dtype=np.int32)
-        index[codes] = np.arange(len(codes), dtype=np.int32)
-        return index, starts, ends, codes, names
-    index, starts, ends, codes, names = _build()
-    if path is not None:
-        _write_cache(path, (starts, ends, codes, names))
+    table = _read_cache(path) if path is not None else None
+    if table is None:
+        table = _build()
+        if path is not None:
+            _write_cache(path, table)
+    starts, ends, codes, names = table
+    index = np.full(1_000_000, -1, dtype=np.int32)  # (row of each code's value; -1: no such code)
+    index[codes] = np.arange(len(codes), dtype=np.int32)
     return index, starts, ends, codes, names
 
 
@@ -124,8 +123,8 @@ def _write_cache(path: Path, table: tuple) -> None:
         os.replace(tmp, path)
 
 
-def _build() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """Return (index by code value, period starts, period ends, codes, latest names).
+def _build() -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Return (period starts, period ends, codes, latest names) — :func:`_load` indexes the codes.
 
     ``index[code]`` is the row of the code or -1; ``starts``/``ends`` are (rows, 3) int16 arrays, periods padded
     with empty ones (start 1, end 0); ``ALWAYS`` as start means "before the data begins".
@@ -147,19 +146,19 @@ def _build() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]
                     name = part
             rows.append((int(province + county), periods, name))
     width = max(len(p) for _, p, _ in rows)
-    index = np.full(1_000_000, -1, dtype=np.int32)
+    seen: set[int] = set()
     starts = np.ones((len(rows), width), dtype=np.int16)
     ends = np.zeros((len(rows), width), dtype=np.int16)
     codes = np.empty(len(rows), dtype=np.int32)
     names: list[str] = []
     for i, (code, periods, name) in enumerate(rows):
-        assert index[code] == -1, f"cn/loc.dat: code {code} listed twice"
-        index[code] = i
+        assert code not in seen, f"cn/loc.dat: code {code} listed twice"
+        seen.add(code)
         codes[i] = code
         names.append(name)
         for k, (start, end) in enumerate(periods):
             starts[i, k], ends[i, k] = start, end
-    return index, starts, ends, codes, names
+    return starts, ends, codes, names
 
 
 _INDEX, _STARTS, _ENDS, _CODES, _NAMES_LIST = _load()

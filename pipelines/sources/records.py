@@ -289,7 +289,6 @@ def copy_row(record: Record, run_id: int, source: Source, seq: int, checks: tupl
     )
 
 
-
 COPY_COLUMNS: list[str] = [
     "run_id",
     "source_id",

@@ -452,8 +452,10 @@ def test_the_division_table_cache_holds_the_table_stdnum_gives(tmp_path, monkeyp
     path = tmp_path / "cache" / "table.pickle"
     monkeypatch.setattr(divisions, "cache_path", lambda: path)
 
-    def same(table):
-        return all(np.array_equal(a, b) for a, b in zip(table[:4], built[:4])) and table[4] == built[4]
+    def same(table):  # (index, starts, ends, codes, names): the index is that of the codes
+        index, *rest = table
+        return (all(np.array_equal(a, b) for a, b in zip(rest[:3], built[:3])) and rest[3] == built[3]
+                and np.array_equal(index[built[2]], np.arange(len(built[2]))) and (index >= 0).sum() == len(built[2]))
 
     assert same(divisions._load()) and path.exists()  # built, then written
     assert same(divisions._load())  # read back
