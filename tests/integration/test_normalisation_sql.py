@@ -81,3 +81,22 @@ def test_norm_name_and_status_agree_with_the_original(warehouse_db):
     assert len(rows) == len(statuses) * len(events) * 2
     assert [r for r in rows if r[3] != r[4]] == []
     assert {r[3] for r in rows} == {None, "deceased", "moved_out", "active"}
+
+
+def test_department_rank_agrees_with_array_position(warehouse_db):
+    """survivorship.department_rank (a CASE of literals) gives what array_position(order, department) gave, for
+    every authority order of the registry and for a department it names, one it does not, an empty one and NULL."""
+    from psycopg import sql
+
+    from pipelines.reconcile.survivorship import department_rank
+    from pipelines.registry import load_authority
+
+    orders = {tuple(a.order) for a in load_authority()} | {("psb", "psb", "hrss"), ()}
+    departments = sorted({d for order in orders for d in order}) + ["samr", "", "PSB"]
+    with connect(warehouse_db) as conn:
+        for order in orders:
+            query = sql.SQL("SELECT s.department, {rank}, array_position({order}::text[], s.department)"
+                            " FROM unnest(%s::text[]) AS s(department)").format(
+                rank=department_rank(order), order=sql.Literal(list(order)))
+            for department, rank, expected in conn.execute(query, ([*departments, None],)).fetchall():
+                assert rank == expected, (order, department)
