@@ -348,9 +348,9 @@ def markdown(results: list[BaseResult], info: dict[str, Any], when: str, command
         c = main.copy
         lines += [
             f"- **COPY reference**: the {c.rows:,} rows staged by the full load (`staging.population_record`, the "
-            f"{len(info.get('copy_columns', [])) or 32} columns a source adapter writes: run_id, source_id, seq, "
+            f"{len(info.get('copy_columns', [])) or 33} columns a source adapter writes: run_id, source_id, seq, "
             "department, source_key, source_updated_at, row_hash, origin, the 22 canonical fields as text, payload, "
-            f"parse_error), exported once to a {c.file_bytes / MB:,.0f} MB file in COPY text format, then "
+            f"parse_error, plain), exported once to a {c.file_bytes / MB:,.0f} MB file in COPY text format, then "
             "`COPY … FROM STDIN` streamed from that file by the client in 1 MiB blocks into an empty plain (logged) "
             "heap table without key, index, default or constraint, in one committed transaction. **typed**: the "
             "table has staging's column types (jsonb payload, timestamptz, bigint) — the reference the ratios use, "

@@ -83,6 +83,58 @@ def test_norm_name_and_status_agree_with_the_original(warehouse_db):
     assert {r[3] for r in rows} == {None, "deceased", "moved_out", "active"}
 
 
+MARITAL = [None, "", " ", "未婚", "10", "single", "已婚", "结婚", "初婚", "再婚", "复婚", "２０", "Married", "丧偶",
+           "30", "widowed", "离婚", " 40 ", "divorced", "其他", "x"]
+
+
+def test_norm_marital_status_agrees_with_the_original(warehouse_db):
+    """Migration 0028 keeps the marital status codes in marital_status_code: norm_marital_status gives what
+    migration 0006's definition gave."""
+    with connect(warehouse_db) as conn, conn.transaction():
+        conn.execute(original_function("norm_marital_status"))
+        rows = conn.execute(
+            "SELECT t, population.norm_marital_status(t), pg_temp.norm_marital_status_0006(t)"
+            " FROM unnest(%(v)s::text[]) AS t", {"v": MARITAL + samples()}).fetchall()
+    assert [r for r in rows if r[1] != r[2]] == []
+    assert {r[1] for r in rows} == {None, "10", "20", "30", "40"}
+
+
+def test_plain_rows_normalise_to_themselves(warehouse_db):
+    """A value the extract calls plain (pipelines.sources.records.is_plain of a payload holding it) is what every
+    normalisation function gives with plain = true, as with the full normalisation; with plain false or NULL the
+    two-argument functions are the one-argument ones (migration 0028)."""
+    from pipelines.sources.records import canonical_utf8, is_plain
+
+    values = samples() + MARITAL + ["张 三", "john smith", "Ｊｏｈｎ", "李Smith", "约翰·史密斯", "正常", "死亡", "DEATH",
+                                    "a\"b", "a\\b", "x\u0085", "\u00a0", "\ufeff", "é"]
+    flags = [is_plain(canonical_utf8({"field": v})) if v is not None else True for v in values]
+    assert 0 < sum(flags) < len(values)  # (both kinds present)
+    statuses = [None, "", "正常", "死亡", "2", "active", "迁出", " 迁出", "ＡＣＴＩＶＥ", "death"]
+    with connect(warehouse_db) as conn:
+        rows = conn.execute(
+            "SELECT t, p,"
+            " population.norm_text(t, p) IS NOT DISTINCT FROM population.norm_text(t),"
+            " population.norm_name(t, p) IS NOT DISTINCT FROM population.norm_name(t),"
+            " population.norm_marital_status(t, p) IS NOT DISTINCT FROM population.norm_marital_status(t),"
+            " NOT p OR population.norm_text(t) IS NOT DISTINCT FROM nullif(t, '')"
+            " FROM unnest(%(v)s::text[], %(f)s::boolean[]) AS x(t, p)"
+            " UNION ALL SELECT t, p, population.norm_text(t, p) IS NOT DISTINCT FROM population.norm_text(t),"
+            " population.norm_name(t, p) IS NOT DISTINCT FROM population.norm_name(t),"
+            " population.norm_marital_status(t, p) IS NOT DISTINCT FROM population.norm_marital_status(t), true"
+            " FROM unnest(%(v)s::text[]) AS t, unnest(ARRAY[false, NULL]::boolean[]) AS p",
+            {"v": values, "f": flags}).fetchall()
+        assert len(rows) == 3 * len(values)
+        assert [r for r in rows if not all(r[2:])] == []
+        plain_statuses = [s for s in statuses if s is None or is_plain(canonical_utf8({"s": s}))]
+        status_rows = conn.execute(
+            "SELECT s, e, population.norm_population_status(s, e, d, true),"
+            " population.norm_population_status(s, e, d)"
+            " FROM unnest(%(s)s::text[]) AS s, unnest(%(s)s::text[]) AS e,"
+            " unnest(ARRAY[NULL, '2026-01-02']::date[]) AS d", {"s": plain_statuses}).fetchall()
+    assert [r for r in status_rows if r[2] != r[3]] == []
+    assert {r[3] for r in status_rows} >= {"deceased", "moved_out", "active"}
+
+
 def test_department_rank_agrees_with_array_position(warehouse_db):
     """survivorship.department_rank (a CASE of literals) gives what array_position(order, department) gave, for
     every authority order of the registry and for a department it names, one it does not, an empty one and NULL."""

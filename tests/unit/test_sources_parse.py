@@ -599,3 +599,22 @@ def test_api_5xx_gives_up_after_attempts():
             list(read_api(source("health_vital_events"), None, datetime(2026, 1, 2, tzinfo=timezone.utc), 10,
                           client=client, sleep=lambda s: None))
     assert len(calls) == 4
+
+
+def test_plain_marks_rows_whose_fields_need_no_normalisation():
+    """A record of text is plain unless a value holds whitespace (ASCII, escaped by JSON, or Unicode), a character of
+    the blocks the full-width forms and the Unicode spaces live in, or anything JSON escapes; a record whose payload
+    is not all text, or that is malformed, is not known (None): the candidates normalise it in full."""
+    from pipelines.sources.records import canonical_utf8, is_plain, malformed_record
+
+    plain = ["张三", "上海市黄浦区南京东路100弄5号301室", "RY0000080092", "310101", "é", "", "2026-01-01T00:00:00+08:00"]
+    not_plain = ["张 三", "a\tb", "a\nb", "x\x0b", "ＡＢＣ", "张\u3000三", "\u00a0", "\u0085", "\u1680", "\u2002", "\u2028",
+                 "\u202f", "\u205f", "\ufeff", "a\"b", "a\\b", "，"]
+    assert [v for v in plain if not is_plain(canonical_utf8({"k": v}))] == []
+    assert [v for v in not_plain if is_plain(canonical_utf8({"k": v}))] == []
+    s = source("psb_residence_permit")
+    assert build_record(s, {"JZZBH": "J1", "XM": "张三"}, "o:1").plain is True
+    assert build_record(s, {"JZZBH": "J1", "XM": "John Smith"}, "o:1").plain is False
+    assert build_record(s, {"JZZBH": "J1", "XM": "张三", "N": 3}, "o:1").plain is None  # (not all text)
+    assert build_record(s, {"JZZBH": "J1", "XM": "a\x00b"}, "o:1").plain is None  # (a parse error)
+    assert malformed_record(s, "a,b,c", "o:9", "expected 2 fields, got 3", None).plain is None
