@@ -56,6 +56,12 @@ SESSION_SETTINGS = {"temp_buffers": "1GB", "work_mem": "256MB"}
 # leader and its worker each compiled for about 0.6 s (1.25 CPU s, auto_explain of the 1M full load) and ran no
 # faster for it (the 1M candidates' query on one core, min of four alternating: 6.97 s with JIT, 6.56 s without;
 # with its worker 3.98 and 3.97 s; 2026-12-05).
+# JIT off for the golden query too: its cost is past the inlining and optimisation thresholds, and in a slice of a
+# load into an empty warehouse the leader and both parallel workers each compiled its 32 functions — 1.8–2.2 CPU s
+# a query by EXPLAIN ANALYZE (the leader 1.3–1.7 s of it), for a window and an aggregate whose time is in sorting,
+# array building and the values' hash, which compiled code calls all the same. On one slice's 474k persons of a 1M
+# load (copies of one warehouse, alternating, 2026-12-05): median 8.25 CPU s with JIT, 7.66 s without, the same
+# wall time; in the daily run its cost stays under the thresholds (no JIT either way).
 # The duplicates and the match by ID: their repeated keys and new persons grouped (and numbered) by one sort, split
 # between parallel workers (a sort per worker, merged in the leader). The planner prices the merge of two million
 # rows above the hash aggregate of one process, so it is told to sort and that the workers' rows cost it little to
@@ -67,7 +73,7 @@ def _one_core_for_the_leader(current: str) -> str:
     return str(min(int(current), max(1, (os.cpu_count() or 2) - 1)))
 
 
-STEP_SETTINGS = {"survivorship.discrepancy_query": {"jit": "off"},
+STEP_SETTINGS = {"survivorship.discrepancy_query": {"jit": "off"}, "survivorship.golden_query": {"jit": "off"},
                  "population/10_candidates.sql": {"max_parallel_workers_per_gather": _one_core_for_the_leader,
                                                   "jit": "off"},
                  **dict.fromkeys(("population/20_duplicates.sql", "population/30_match_by_id.sql"),

@@ -491,15 +491,16 @@ def test_new_persons_are_numbered_as_one_block_in_id_number_order(clean_warehous
 
 @pytest.mark.parametrize("partitions", [1, 2])
 def test_step_settings_hold_for_their_step_only(clean_warehouse, monkeypatch, partitions):
-    """STEP_SETTINGS: the discrepancy query and the candidates run with JIT off (their compile time exceeded what it
-    saved); every other step keeps the session's setting, on before it and on again after it — in each backend of a
+    """STEP_SETTINGS: the discrepancy query, the golden query and the candidates run with JIT off (their compile time
+    exceeded what it saved); every other step keeps the session's setting, on before it and on again after it — in each backend of a
     partitioned load."""
     from pipelines.reconcile import merge, partitioned
 
     url = clean_warehouse
     assert merge.STEP_SETTINGS["survivorship.discrepancy_query"] == {"jit": "off"}
+    assert merge.STEP_SETTINGS["survivorship.golden_query"] == {"jit": "off"}
     assert merge.STEP_SETTINGS["population/10_candidates.sql"]["jit"] == "off"
-    jit_off = ("survivorship.discrepancy_query", "population/10_candidates.sql")
+    jit_off = ("survivorship.discrepancy_query", "survivorship.golden_query", "population/10_candidates.sql")
     seen: dict[int, list[str]] = {}  # backend -> jit at each step, in order
     original = merge.run_script
 
