@@ -43,14 +43,15 @@ a person's statements, crosswalk rows, versions and discrepancies are all writte
    backend's planner too.
 5. **Commit.** The other slices commit once every slice has succeeded, then the main one; the match's tables are
    dropped. The bulk_load row stays: the load is not finished.
-6. **The restores from every slice's backend** (:func:`restore_objects`; two by default), each taking the next
-   object of a common queue, largest table first — every index and key and the cells counted afresh,
-   then the foreign keys (which may need the keys), the triggers, the statistics; then the prewarm. Two backends
-   can build indexes at once only over committed rows (one backend's uncommitted rows would make the other's
-   build wait for its end), hence the commit before. A duplicate key or a broken foreign key fails here, as on the
-   one-transaction path.
-7. **The row accounting**, in one transaction with the deletion of the ``bulk_load`` row: the load is finished
-   when that commits.
+6. **The restores from every slice's backend** (:func:`restore_objects`; two by default), each taking the first
+   task of a common queue it may start (:func:`run_queue`), largest table first — every index and key and the
+   cells counted afresh; a table's foreign keys, triggers and statistics once its own indexes and keys are built;
+   the prewarm once all are; never a task beside one whose lock on the same table conflicts with its own. Two
+   backends can build indexes at once only over committed rows (one backend's uncommitted rows would make the
+   other's build wait for its end), hence the commit before. A duplicate key or a broken foreign key fails here,
+   as on the one-transaction path.
+7. **The row accounting**, on the first backend free once every restore has started, in one transaction with the
+   deletion of the ``bulk_load`` row, which waits for the last restores: the load is finished when that commits.
 
 If anything fails, every open transaction rolls back and :func:`recover` empties the golden tables (empty before
 the load, written by nobody else: every reconciliation holds merge.RECONCILE_LOCK), deletes the match's writes of
@@ -67,6 +68,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import psycopg
 from psycopg import sql
@@ -240,15 +242,20 @@ def reconcile_first_load(conn, url: URL | None, run_id: int, authorities, k: int
         # ... then the restores from every slice's backend, the cells and statistics, the prewarm ...
         for worker in workers:
             worker.autocommit = True
-        restore_objects([conn, *workers], dropped, statements)
-        t0 = time.perf_counter()
-        loaded = merge.prewarm(conn, rebuilt + [i for i in merge.PREWARM_ALSO if i not in rebuilt])
-        statements.append((f"pg_prewarm {', '.join(loaded) or '(skipped)'}", len(loaded), time.perf_counter() - t0))
+
+        def finish(c: psycopg.Connection, restored: Callable[[], None]) -> None:
+            # ... and the accounting, beside the last restores, in one transaction with the end of the load, which
+            # waits for them (and rolls back if one fails)
+            with c.transaction():
+                for name, value in WAIT_SETTINGS.items():
+                    c.execute("SELECT set_config(%s, %s, true)", (name, value))
+                merge.account(c, run_id, lambda name, script: timed_step(c, name, script, params, on_step))
+                restored()
+                c.execute("DELETE FROM population.bulk_load WHERE run_id = %s", (run_id,))
+
+        restore_objects([conn, *workers], dropped, statements,
+                        prewarm=rebuilt + [i for i in merge.PREWARM_ALSO if i not in rebuilt], finale=finish)
         report("bulk load: restore", started, statements)
-        # ... and the accounting, with the end of the load
-        with conn.transaction():
-            merge.account(conn, run_id, lambda name, script: timed_step(conn, name, script, params, on_step))
-            conn.execute("DELETE FROM population.bulk_load WHERE run_id = %s", (run_id,))
     except BaseException:
         for worker, thread in zip(workers, threads, strict=False):  # (a slice still running is stopped first)
             if thread.is_alive():
@@ -275,66 +282,165 @@ def execute_all(conn, statements: list[str]) -> None:
         conn.execute(statement)
 
 
+# PostgreSQL's lock modes that the restores' statements take on a table, and which of them conflict (the server's
+# conflict table, for these five): CREATE INDEX takes SHARE, ADD PRIMARY KEY / UNIQUE ACCESS EXCLUSIVE, ADD FOREIGN
+# KEY and CREATE TRIGGER SHARE ROW EXCLUSIVE (a foreign key on the referenced table too), ANALYZE SHARE UPDATE
+# EXCLUSIVE, a read ACCESS SHARE.
+ACCESS_SHARE, SHARE_UPDATE_EXCLUSIVE, SHARE, SHARE_ROW_EXCLUSIVE, ACCESS_EXCLUSIVE = (
+    "AccessShare", "ShareUpdateExclusive", "Share", "ShareRowExclusive", "AccessExclusive")
+LOCK_CONFLICTS = {
+    ACCESS_SHARE: {ACCESS_EXCLUSIVE},
+    SHARE_UPDATE_EXCLUSIVE: {SHARE_UPDATE_EXCLUSIVE, SHARE, SHARE_ROW_EXCLUSIVE, ACCESS_EXCLUSIVE},
+    SHARE: {SHARE_UPDATE_EXCLUSIVE, SHARE_ROW_EXCLUSIVE, ACCESS_EXCLUSIVE},
+    SHARE_ROW_EXCLUSIVE: {SHARE_UPDATE_EXCLUSIVE, SHARE, SHARE_ROW_EXCLUSIVE, ACCESS_EXCLUSIVE},
+    ACCESS_EXCLUSIVE: {ACCESS_SHARE, SHARE_UPDATE_EXCLUSIVE, SHARE, SHARE_ROW_EXCLUSIVE, ACCESS_EXCLUSIVE},
+}
+_REFERENCES = re.compile(r"\bREFERENCES\s+((?:\"[^\"]+\"|\w+)\.(?:\"[^\"]+\"|\w+))\s*\(")
+
+
+@dataclass
+class Task:
+    """One task of the restores' queue (:func:`run_queue`): ``action(connection)``, the locks its statements take
+    (table -> mode), and its ``phase``: the phase-1 tasks of a table (its indexes and keys, the cells for the
+    persons) come before its phase-2 tasks (its foreign keys, triggers, statistics); ``table`` None in phase 2:
+    after every phase-1 task."""
+
+    label: str
+    action: Callable[[psycopg.Connection], object]
+    locks: dict[str, str]
+    phase: int
+    table: str | None
+    size: int = 0
+
+
 def restore_objects(connections: list[psycopg.Connection], dropped: list[tuple[str, str, list[str]]],
-                    statements: list) -> None:
-    """Restore the dropped objects of a committed load, count the cells afresh and analyse the filled tables, the
-    work shared by ``connections`` (in autocommit mode): each takes the next task of a common queue, the largest
-    tables' first, as soon as it is free. First every index and key and the cells, then (once all are built) the
-    foreign keys, which may need them, the triggers and the statistics. A restore that fails (a duplicate key, a
-    broken foreign key) stops the other connection's task and is raised; :func:`recover` then undoes the load."""
+                    statements: list, prewarm: list[str] | tuple[str, ...] = (),
+                    finale: Callable[[psycopg.Connection, Callable[[], None]], None] | None = None) -> None:
+    """Restore the dropped objects of a committed load, count the cells afresh, analyse the filled tables and
+    prewarm the rebuilt indexes (``prewarm``), the work shared by ``connections`` (in autocommit mode); then
+    ``finale`` (the row accounting and the end of the load), on whichever connection is free first once every
+    other task has started. Timed into ``statements``.
+
+    Each connection takes the first task of the queue it may start (:func:`run_queue`): first the indexes and keys,
+    the largest tables' first, and the cells; a table's foreign keys, triggers and statistics as soon as its own
+    indexes and keys are built (not after every table's: with one phase waiting for the other, a connection idled
+    for the longest build of the first — 1.3 s of 11.8 in a lab run at 1M), never beside a task whose lock on the
+    same table conflicts with its own (it would only wait for it). A restore that fails (a duplicate key, a broken
+    foreign key) stops the other connections' tasks and is raised; :func:`recover` then undoes the load."""
     tables = {(kind, obj): _table_of(kind, obj, texts) for kind, obj, texts in dropped}
     sizes = dict(connections[0].execute(
         "SELECT t, pg_relation_size(t::regclass) FROM unnest(%s::text[]) AS t", (sorted(set(tables.values())),),
     ).fetchall())
-    keys, rest = [], []  # (label, size of its table, action): the indexes and keys, the others
+    first, then = [], []
     for kind, obj, texts in dropped:
-        (keys if kind in (merge.INDEX, merge.KEY) else rest).append((
-            f"restore {kind} {obj} (bulk load)", sizes[tables[kind, obj]], lambda c, texts=texts: execute_all(c, texts)))
+        table = tables[kind, obj]
+        label, action = f"restore {kind} {obj} (bulk load)", (lambda c, texts=texts: execute_all(c, texts))
+        if kind in (merge.INDEX, merge.KEY):
+            first.append(Task(label, action, {table: ACCESS_EXCLUSIVE if kind == merge.KEY else SHARE}, 1, table,
+                              sizes[table]))
+        else:  # foreign keys (on the referenced tables too), triggers
+            locks = {table: SHARE_ROW_EXCLUSIVE}
+            for text in texts:
+                locks.update(dict.fromkeys(_REFERENCES.findall(text), SHARE_ROW_EXCLUSIVE))
+            then.append(Task(label, action, locks, 2, table, sizes[table]))
     for table in (*merge.BULK_ANALYZE["population/50_statements.sql"], *merge.BULK_ANALYZE["survivorship.scd2_merge"]):
-        rest.append((f"analyze {table} (bulk load)", 0, lambda c, t=table: merge.analyze(c, t)))
-    cells = ("count population.resident_cell afresh (bulk load)", 0,
-             lambda c: c.execute("SELECT population.resident_cell_rebuild()").fetchone()[0])
-    # (the cells need no index: counted beside the builds, the longest task first)
-    run_shared(connections, [cells, *sorted(keys, key=lambda task: -task[1])], statements)
-    run_shared(connections, sorted(rest, key=lambda task: -task[1]), statements)
+        then.append(Task(f"analyze {table} (bulk load)", lambda c, t=table: merge.analyze(c, t),
+                         {table: SHARE_UPDATE_EXCLUSIVE}, 2, table))
+    # (the cells need no index: counted beside the builds, the longest task first; part of the persons' first
+    # phase, so that their triggers come back after them)
+    cells = Task("count population.resident_cell afresh (bulk load)",
+                 lambda c: c.execute("SELECT population.resident_cell_rebuild()").fetchone()[0],
+                 {"population.person": ACCESS_SHARE, "population.resident_cell": ACCESS_EXCLUSIVE}, 1,
+                 "population.person")
+    tasks = [cells, *sorted(first, key=lambda t: -t.size), *sorted(then, key=lambda t: -t.size)]
+    if prewarm:  # (reads every index it loads: after all are built)
+        tasks.append(Task(f"pg_prewarm {', '.join(prewarm)}", lambda c: len(merge.prewarm(c, list(prewarm))),
+                          {_table: ACCESS_SHARE for _table in sizes}, 2, None))
+    run_queue(connections, tasks, statements, finale)
 
 
-def _table_of(kind: str, obj: str, texts: list[str]) -> str:
-    """The table a dropped object belongs to: named by the object (foreign keys), else by its restoring statement
-    (``CREATE … INDEX name ON table``, ``ALTER TABLE table ADD CONSTRAINT``, ``CREATE TRIGGER … ON table``)."""
-    if kind == merge.FOREIGN_KEYS:
-        return obj
-    if kind == merge.KEY:
-        return texts[0].split()[2]
-    return re.search(r" ON (?:ONLY )?(\S+) ", texts[0]).group(1)
+class _Abandoned(Exception):
+    """Raised in the finale when another task failed: its transaction rolls back; that failure is raised."""
 
 
-def run_shared(connections: list[psycopg.Connection], tasks: list[tuple[str, float, Callable]],
-               statements: list) -> None:
-    """Run ``tasks`` ((label, size, action(connection))), in their order, on whichever of ``connections`` is free
-    first (a thread for each but the first, which runs in this one); timed into ``statements``. The first failure
-    cancels the other connections' statements and is raised once every thread has stopped."""
-    queue = list(reversed(tasks))
-    lock = threading.Lock()
+def run_queue(connections: list[psycopg.Connection], tasks: list[Task], statements: list,
+              finale: Callable[[psycopg.Connection, Callable[[], None]], None] | None = None) -> None:
+    """Run ``tasks`` on whichever of ``connections`` is free (a thread for each but the first, which runs in this
+    one): a free connection takes the first task, in the list's order, that may start — its table's phase-1 tasks
+    done if it is of phase 2 (every phase-1 task, for one without a table), and no running task holding a lock on
+    one of its tables that conflicts with its own — or waits for a running task to end. Then ``finale(connection,
+    wait)``, on the first connection free once every other task has started and every phase-1 task is done (it
+    may hold its reads until the end: no task left takes an ACCESS EXCLUSIVE lock); ``wait()`` returns when every
+    other task is done, and raises if one failed. The first failure of a task cancels the other connections'
+    statements and is raised once every thread has stopped; a failure of the finale waits for the other tasks to
+    end first (every object restored that can be)."""
+    pending = list(tasks)
+    running: list[Task] = []
     failures: list[BaseException] = []
+    state = {"finale": finale is None}  # taken?
+    cond = threading.Condition()
+
+    def may_start(task: Task) -> bool:
+        if task.phase == 2 and any(t.phase == 1 and (task.table is None or t.table == task.table)
+                                   for t in (*pending, *running)):
+            return False
+        return not any(LOCK_CONFLICTS[mode] & {r.locks.get(table)} for r in running
+                       for table, mode in task.locks.items())
+
+    def wait_for_others() -> None:
+        with cond:
+            while not failures and (pending or running):
+                cond.wait()
+            if failures:
+                raise _Abandoned()
 
     def work(conn: psycopg.Connection) -> None:
         while True:
-            with lock:
-                if failures or not queue:
-                    return
-                label, _, action = queue.pop()
+            with cond:
+                while True:
+                    if failures:
+                        return
+                    task = next((t for t in pending if may_start(t)), None)
+                    if task is not None:
+                        pending.remove(task)
+                        running.append(task)
+                        break
+                    if not pending and not state["finale"] and not any(t.phase == 1 for t in running):
+                        state["finale"] = True
+                        break
+                    if not pending and state["finale"]:
+                        return
+                    cond.wait()
+            if task is None:  # the finale
+                try:
+                    finale(conn, wait_for_others)
+                except _Abandoned:
+                    pass
+                except BaseException as exc:
+                    try:
+                        wait_for_others()
+                    except _Abandoned:
+                        pass
+                    with cond:
+                        failures.append(exc)
+                        cond.notify_all()
+                return
             t0 = time.perf_counter()
             try:
-                rows = action(conn)
+                rows = task.action(conn)
             except BaseException as exc:
-                with lock:
+                with cond:
                     failures.append(exc)
+                    running.remove(task)
+                    cond.notify_all()
                 for other in connections:
                     if other is not conn:
                         other.cancel()
                 return
-            statements.append((label, rows if isinstance(rows, int) else 0, time.perf_counter() - t0))
+            statements.append((task.label, rows if isinstance(rows, int) else 0, time.perf_counter() - t0))
+            with cond:
+                running.remove(task)
+                cond.notify_all()
 
     threads = [threading.Thread(target=work, args=(c,), name=f"restore-{i + 2}")
                for i, c in enumerate(connections[1:])]
@@ -347,6 +453,16 @@ def run_shared(connections: list[psycopg.Connection], tasks: list[tuple[str, flo
             thread.join()
     if failures:
         raise failures[0]
+
+
+def _table_of(kind: str, obj: str, texts: list[str]) -> str:
+    """The table a dropped object belongs to: named by the object (foreign keys), else by its restoring statement
+    (``CREATE … INDEX name ON table``, ``ALTER TABLE table ADD CONSTRAINT``, ``CREATE TRIGGER … ON table``)."""
+    if kind == merge.FOREIGN_KEYS:
+        return obj
+    if kind == merge.KEY:
+        return texts[0].split()[2]
+    return re.search(r" ON (?:ONLY )?(\S+) ", texts[0]).group(1)
 
 
 def timed_step(conn, name: str, script, params: dict, on_step, label: str | None = None,
