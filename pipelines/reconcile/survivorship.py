@@ -77,7 +77,9 @@ def golden_query(authorities: list[AttributeAuthority], every_person: bool = Fal
     statements, latest (in that order) first; an attribute's winner is the statement with
     the smallest rank(department) * POSITION_SPAN + position among those with a value, a plain min() per attribute
     rather than an ORDER BY inside each of 2 × 18 aggregates (which sorted every person's statements 36 times:
-    the golden step's whole cost at a million residents). The values and ids are gathered into arrays in the order
+    the golden step's whole cost at a million residents). The values (one ``population.golden_values`` composite per
+    statement, migration 0029: one array a person instead of one per attribute — the aggregate over a slice of a
+    1M load 2.7–3.9 → 1.7–2.2 s) and the ids are gathered into arrays in the order
     the rows arrive, with the positions in the same order beside them, so the winner is found by its position
     whatever that order is (in the order the window delivers them, position p is at index p: checked with one
     subscript, and searched for only when it is not — 3–4 s of 35 at 1M). Each winner's place is computed once, in a
@@ -87,24 +89,24 @@ def golden_query(authorities: list[AttributeAuthority], every_person: bool = Fal
     sorted (not the statements' keys, hashes and identity columns: a third of a statement's width, sorted on disk at
     a million residents).
     """
-    aggregates = [sql.SQL("array_agg(s.pos) AS pos_"), sql.SQL("array_agg(s.source_record_id) AS ids_")]
+    aggregates = [sql.SQL("array_agg(s.pos) AS pos_"), sql.SQL("array_agg(s.source_record_id) AS ids_"),
+                  sql.SQL("array_agg(ROW({values})::population.golden_values) AS vals_").format(
+                      values=_ids(GOLDEN_ATTRIBUTES, "s"))]
     places, picks = [], []
     for auth in authorities:
         col = sql.Identifier("s", auth.attribute)
         rank = department_rank(auth.order)
-        vals, key = sql.Identifier(f"v_{auth.attribute}"), sql.Identifier(f"k_{auth.attribute}")
+        key = sql.Identifier(f"k_{auth.attribute}")
         at = sql.Identifier(f"at_{auth.attribute}")
-        aggregates.append(sql.SQL("array_agg({col}) AS {vals}").format(col=col, vals=vals))
         aggregates.append(sql.SQL(
             "min({rank}::bigint * {span} + s.pos) FILTER (WHERE {col} IS NOT NULL) AS {key}"
         ).format(rank=rank, span=sql.Literal(POSITION_SPAN), col=col, key=key))
         # the winner's place in the arrays: its position itself when the rows arrived in position order (as the
         # window's sort delivers them: one subscript), else found by searching the positions
         pos = sql.SQL("(a.{key} % {span})::int").format(key=key, span=sql.Literal(POSITION_SPAN))
-        places.append(sql.SQL("a.{vals}, CASE WHEN a.pos_[{pos}] = {pos} THEN {pos} ELSE array_position(a.pos_, {pos}) "
-                              "END AS {at}").format(vals=vals, pos=pos, at=at))
-        picks.append(sql.SQL("b.{vals}[b.{at}] AS {name}").format(vals=vals, at=at,
-                                                                 name=sql.Identifier(auth.attribute)))
+        places.append(sql.SQL("CASE WHEN a.pos_[{pos}] = {pos} THEN {pos} ELSE array_position(a.pos_, {pos}) "
+                              "END AS {at}").format(pos=pos, at=at))
+        picks.append(sql.SQL("(b.vals_[b.{at}]).{name} AS {name}").format(at=at, name=sql.Identifier(auth.attribute)))
         picks.append(sql.SQL("b.ids_[b.{at}] AS {name}").format(at=at, name=sql.Identifier(f"src_{auth.attribute}")))
     # row_hash: the hash of the person's identity and values (what SCD2 compares), taken on the way in, by the same
     # function as a statement's (population.values_hash, migration 0022: its arguments are the identity, then the
@@ -115,7 +117,7 @@ def golden_query(authorities: list[AttributeAuthority], every_person: bool = Fal
         "THEN population.values_hash(coalesce(p.id_type, n.id_type), coalesce(p.id_number, n.id_number), {vals}) END "
         "AS row_hash, n.person_id IS NOT NULL AS new_person, n.id_type AS new_id_type, n.id_number AS new_id_number "
         "FROM (SELECT b.person_id, {picks}, b.first_update, b.last_update "
-        "      FROM (SELECT a.person_id, a.ids_, {places}, a.first_update, a.last_update "
+        "      FROM (SELECT a.person_id, a.ids_, a.vals_, {places}, a.first_update, a.last_update "
         "            FROM (SELECT s.person_id, {aggregates}, min(s.source_updated_at) AS first_update, "
         "                         max(s.source_updated_at) AS last_update "
         "                  FROM (SELECT {needed}, row_number() OVER (PARTITION BY sr.person_id "

@@ -152,3 +152,24 @@ def test_department_rank_agrees_with_array_position(warehouse_db):
                 rank=department_rank(order), order=sql.Literal(list(order)))
             for department, rank, expected in conn.execute(query, ([*departments, None],)).fetchall():
                 assert rank == expected, (order, department)
+
+
+def test_golden_values_type_follows_the_golden_attributes(warehouse_db):
+    """population.golden_values (migration 0029), the composite the golden query gathers a person's statements'
+    values in: the golden attributes in their order, each with its type in population.source_record (and in
+    population.person, where the winners are written)."""
+    from pipelines.population.attributes import GOLDEN_ATTRIBUTES
+
+    def columns(relation: str) -> list[tuple[str, str]]:
+        return conn.execute(
+            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = %s::regclass"
+            " AND attnum > 0 AND NOT attisdropped ORDER BY attnum", (relation,)).fetchall()
+
+    with connect(warehouse_db) as conn:
+        (type_relation,) = conn.execute(
+            "SELECT typrelid::regclass::text FROM pg_type WHERE oid = 'population.golden_values'::regtype").fetchone()
+        values = columns(type_relation)
+        assert [name for name, _ in values] == GOLDEN_ATTRIBUTES
+        for table in ("population.source_record", "population.person"):
+            typed = dict(columns(table))
+            assert values == [(name, typed[name]) for name in GOLDEN_ATTRIBUTES], table
