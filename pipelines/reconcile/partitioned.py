@@ -243,19 +243,24 @@ def reconcile_first_load(conn, url: URL | None, run_id: int, authorities, k: int
         for worker in workers:
             worker.autocommit = True
 
+        accounted: list[tuple[str, float, list]] = []  # (reported after the restores: the step that ends the load)
+
         def finish(c: psycopg.Connection, restored: Callable[[], None]) -> None:
             # ... and the accounting, beside the last restores, in one transaction with the end of the load, which
             # waits for them (and rolls back if one fails)
             with c.transaction():
                 for name, value in WAIT_SETTINGS.items():
                     c.execute("SELECT set_config(%s, %s, true)", (name, value))
-                merge.account(c, run_id, lambda name, script: timed_step(c, name, script, params, on_step))
+                merge.account(c, run_id, lambda name, script: timed_step(
+                    c, name, script, params, lambda *step: accounted.append(step)))
                 restored()
                 c.execute("DELETE FROM population.bulk_load WHERE run_id = %s", (run_id,))
 
         restore_objects([conn, *workers], dropped, statements,
                         prewarm=rebuilt + [i for i in merge.PREWARM_ALSO if i not in rebuilt], finale=finish)
         report("bulk load: restore", started, statements)
+        for step in accounted if on_step is not None else ():
+            on_step(*step)
     except BaseException:
         for worker, thread in zip(workers, threads, strict=False):  # (a slice still running is stopped first)
             if thread.is_alive():
