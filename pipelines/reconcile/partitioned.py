@@ -360,7 +360,7 @@ def restore_objects(connections: list[psycopg.Connection], dropped: list[tuple[s
     tasks = [cells, *sorted(first, key=lambda t: -t.size), *sorted(then, key=lambda t: -t.size)]
     if prewarm:  # (reads every index it loads: after all are built)
         tasks.append(Task(f"pg_prewarm {', '.join(prewarm)}", lambda c: len(merge.prewarm(c, list(prewarm))),
-                          {_table: ACCESS_SHARE for _table in sizes}, 2, None))
+                          dict.fromkeys(sizes, ACCESS_SHARE), 2, None))
     run_queue(connections, tasks, statements, finale)
 
 

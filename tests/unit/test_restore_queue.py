@@ -151,3 +151,11 @@ def test_a_failed_finale_waits_for_the_other_tasks_then_is_raised():
     # the restores were left to finish (every object back before the failure is raised), none cancelled
     assert "long analyze" in rec.spans and failed_at[0] < rec.spans["long analyze"][1] <= time.perf_counter()
     assert not any(c.cancelled.is_set() for c in connections) and time.perf_counter() - t0 >= 0.2
+
+
+def test_a_foreign_keys_referenced_table_is_read_from_its_definition():
+    """The referenced table of a restored foreign key (pg_get_constraintdef's spelling) is locked too."""
+    text = ('ALTER TABLE "population"."person" ADD CONSTRAINT "person_created_run_id_fkey" FOREIGN KEY'
+            ' (created_run_id) REFERENCES audit.run(run_id)')
+    assert partitioned._REFERENCES.findall(text) == ["audit.run"]
+    assert partitioned._REFERENCES.findall('… REFERENCES "Audit"."Run" (run_id)') == ['"Audit"."Run"']
