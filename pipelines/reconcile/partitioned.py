@@ -63,6 +63,7 @@ review rows before the slices); the run is not successful (nor gated, nor publis
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
@@ -416,16 +417,13 @@ def run_queue(connections: list[psycopg.Connection], tasks: list[Task], statemen
                     if not pending and state["finale"]:
                         return
                     cond.wait()
-            if task is None:  # the finale
+            if task is None:  # the finale (_Abandoned: another task failed, and that failure is the one raised)
                 try:
-                    finale(conn, wait_for_others)
-                except _Abandoned:
-                    pass
+                    with contextlib.suppress(_Abandoned):
+                        finale(conn, wait_for_others)
                 except BaseException as exc:
-                    try:
+                    with contextlib.suppress(_Abandoned):
                         wait_for_others()
-                    except _Abandoned:
-                        pass
                     with cond:
                         failures.append(exc)
                         cond.notify_all()
