@@ -46,6 +46,7 @@ SOURCE_SCHEMA: dict[str, Any] = {
                     "key": {"type": "string"},
                     "updated_at": {"type": "string"},
                     "id_type": {"enum": list(ID_TYPES)},
+                    "weight": {"type": "integer", "minimum": 0},
                     "fields": {
                         "type": "object",
                         "minProperties": 1,
@@ -144,6 +145,7 @@ class Source:
     endpoint: str | None = None
     page_size: int = 500
     id_type: str | None = None
+    weight: int = 0  # about how many rows a full extract holds: the extract tasks start heaviest first
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -172,6 +174,15 @@ def load_sources(path: Path | None = None) -> list[Source]:
         if s.id_type is None and "id_type" not in s.fields:
             raise RegistryError(f"{path}: source {s.id!r} has neither id_type nor a fields.id_type column")
     return sources
+
+
+def extract_order(sources: list[Source]) -> list[Source]:
+    """The sources in the order their extract tasks start: heaviest first (``weight``, registry order among equals).
+
+    The mapped extract tasks run a few at a time (the executor's parallelism); started largest first, the last to
+    finish is a small one, not the largest started last (longest-processing-time-first: on the 2-core benchmark the
+    full load's extract ends about a second sooner). Only the start order changes, never what a task does."""
+    return sorted(sources, key=lambda s: -s.weight)
 
 
 @lru_cache(maxsize=8)

@@ -305,7 +305,7 @@ def run_day(ctx: Context, day: date, index: int, label: str) -> RunResult:
     from pipelines.population.validate import validate_run
     from pipelines.quality.gate import run_gate
     from pipelines.reconcile.merge import reconcile_run
-    from pipelines.registry import load_sources
+    from pipelines.registry import extract_order, load_sources
     from pipelines.runs import close_run, open_run
     from pipelines.sources import stage_source
 
@@ -329,9 +329,10 @@ def run_day(ctx: Context, day: date, index: int, label: str) -> RunResult:
         else:  # as the DAG's mapped extract tasks run: one process per task, ctx.extract_workers at a time
             with ProcessPoolExecutor(max_workers=ctx.extract_workers,
                                      mp_context=multiprocessing.get_context("spawn")) as pool:
+                # (started heaviest first, as the DAG's mapped tasks are queued: flow.source_ids)
                 futures = {pool.submit(timed_task, stage_source, src.id, run_id, start, end, ctx.url,
                                        landing_dir=ctx.paths.landing, api_url=ctx.api_url,
-                                       frontdb_url=ctx.frontdb): src.id for src in sources}
+                                       frontdb_url=ctx.frontdb): src.id for src in extract_order(sources)}
                 done: dict[str, dict] = {}
                 for future in as_completed(futures):
                     done[futures[future]] = future.result()

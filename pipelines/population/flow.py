@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from pipelines.registry import load_sources
+from pipelines.registry import extract_order, load_sources
 from pipelines.runs import close_run, open_run
 from pipelines.warehouse import migrate
 
@@ -25,8 +25,9 @@ def start(interval_start: datetime, interval_end: datetime, dag_id: str | None =
 
 
 def source_ids() -> list[str]:
-    """The registry's sources: the extract task is mapped over this list."""
-    return [s.id for s in load_sources()]
+    """The registry's sources, heaviest first (registry.extract_order): the extract task is mapped over this list, and
+    its mapped tasks are queued in this order."""
+    return [s.id for s in extract_order(load_sources())]
 
 
 def extract(source_id: str, run_id: int, interval_start: datetime, interval_end: datetime) -> dict:

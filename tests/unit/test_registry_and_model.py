@@ -9,7 +9,7 @@ import pytest
 
 from pipelines import reasons
 from pipelines.population.attributes import GOLDEN_ATTRIBUTES, RAW_FIELD_NAMES
-from pipelines.registry import RegistryError, load_authority, load_sources
+from pipelines.registry import RegistryError, extract_order, load_authority, load_sources
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,6 +47,28 @@ def test_unknown_field_and_department_in_registries(tmp_path):
                     encoding="utf-8")
     with pytest.raises(RegistryError, match=r"a.yaml:\d+: attributes/employer/authority: 'hrs' is not one of"):
         load_authority(path)
+
+
+def test_extract_tasks_start_heaviest_first(tmp_path):
+    """The mapped extract tasks are queued heaviest first (weight), equals and unweighted in registry order; the DAG
+    maps over that order and the benchmark submits its extract tasks in it."""
+    from pipelines.population import flow
+
+    shipped = load_sources()
+    ordered = extract_order(shipped)
+    assert sorted(s.id for s in ordered) == sorted(s.id for s in shipped)  # a reordering, nothing lost
+    assert [s.weight for s in ordered] == sorted((s.weight for s in shipped), reverse=True)
+    assert ordered[0].id == "psb_hukou" and ordered[-1].kind == "api"
+    assert flow.source_ids() == [s.id for s in ordered]
+
+    text = (ROOT / "config" / "population_sources.yaml").read_text(encoding="utf-8")
+    unweighted = re.sub(r"\n    weight: [0-9_]+", "", text)
+    path = tmp_path / "s.yaml"
+    path.write_text(unweighted, encoding="utf-8")
+    assert [s.id for s in extract_order(load_sources(path))] == [s.id for s in shipped]  # registry order
+    path.write_text(text.replace("    weight: 100_000", "    weight: -1", 1), encoding="utf-8")
+    with pytest.raises(RegistryError, match=r"s.yaml:\d+: sources/\d+/weight: -1 is less than the minimum of 0"):
+        load_sources(path)
 
 
 def _columns(migration: str, table: str) -> list[str]:
