@@ -3,9 +3,13 @@
 ``stage_source(source_id, run_id, interval_start, interval_end)`` is what a DAG task calls; the readers
 (``read_frontdb``, ``read_drop``/``discover_files``, ``read_api``) yield :class:`Record` objects in chunks and can be
 used on their own. Edge behaviour (windows, late files, malformed input) is described in ``staging.py``.
+
+The API reader (``read_api``, ``SourceApiError``: httpx and tenacity, about a quarter of a second of a task process's
+start-up) is imported when first named, so that the extract tasks of the other kinds of source never load it.
 """
 
-from pipelines.sources.api import SourceApiError, read_api
+from typing import Any
+
 from pipelines.sources.files import DropFile, discover_files, read_drop, read_drop_chunks
 from pipelines.sources.frontdb import read_frontdb
 from pipelines.sources.records import (
@@ -42,3 +46,12 @@ __all__ = [
     "row_hash",
     "stage_source",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("SourceApiError", "read_api"):
+        from pipelines.sources import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+

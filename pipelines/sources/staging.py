@@ -43,7 +43,6 @@ from sqlalchemy import URL
 from pipelines.population.validate import CHECK_COLUMNS, check_records
 from pipelines.registry import Source, source as registry_source
 from pipelines.settings import settings
-from pipelines.sources.api import read_api
 from pipelines.sources.files import DropFile, discover_files, file_digest, read_drop_chunks
 from pipelines.sources.frontdb import read_frontdb
 from pipelines.sources.records import (
@@ -265,6 +264,8 @@ def stage_source(
             detail = {"kind": "frontdb", "table": src.table}
             stager.copy(read_frontdb(src, low, high, chunk_rows, url=frontdb_url))
         elif src.kind == "api":
+            from pipelines.sources.api import read_api  # (httpx: loaded only by the tasks of API sources)
+
             detail = {"kind": "api", "endpoint": src.endpoint}
             stager.copy(read_api(src, low, high, chunk_rows, base_url=api_url, detail=detail))
         elif src.kind == "file":

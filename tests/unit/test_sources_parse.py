@@ -618,3 +618,20 @@ def test_plain_marks_rows_whose_fields_need_no_normalisation():
     assert build_record(s, {"JZZBH": "J1", "XM": "张三", "N": 3}, "o:1").plain is None  # (not all text)
     assert build_record(s, {"JZZBH": "J1", "XM": "a\x00b"}, "o:1").plain is None  # (a parse error)
     assert malformed_record(s, "a,b,c", "o:9", "expected 2 fields, got 3", None).plain is None
+
+
+def test_extract_of_a_file_or_table_source_does_not_load_the_api_client():
+    """An extract task of a 前置库 or file source never imports httpx and tenacity (a quarter of a second of each task
+    process's start-up on a slow machine); the API reader is still importable from the package by name."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from pipelines.sources import stage_source; assert 'httpx' not in sys.modules;"
+            " from pipelines.sources import read_api, SourceApiError; import pipelines.sources.api as a;"
+            " assert read_api is a.read_api and SourceApiError is a.SourceApiError; print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "ok"
+    import pipelines.sources as package
+
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        package.nothing  # noqa: B018
