@@ -292,9 +292,11 @@ def malformed_record(source: Source, raw: Any, origin: str, error: str, fallback
     return RecordBuilder(source).malformed(raw, origin, error, fallback_updated_at)
 
 
-def copy_row(record: Record, run_id: int, source: Source, seq: int, checks: tuple = ()) -> tuple[Any, ...]:
+def copy_row(record: Record, run_id: int, source: Source, seq: int, checks: tuple = (),
+             *extra: Any) -> tuple[Any, ...]:
     """The tuple written by COPY, in the order of :data:`COPY_COLUMNS`, then ``checks`` (the staged row's checks,
-    pipelines.population.validate.CHECK_COLUMNS), built as one tuple."""
+    pipelines.population.validate.CHECK_COLUMNS), then ``extra`` (the stager's ``key_repeated``), built as one
+    tuple."""
     return (
         run_id,
         source.id,
@@ -309,6 +311,7 @@ def copy_row(record: Record, run_id: int, source: Source, seq: int, checks: tupl
         record.parse_error,
         record.plain,
         *checks,
+        *extra,
     )
 
 

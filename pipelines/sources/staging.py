@@ -61,7 +61,8 @@ log = logging.getLogger(__name__)
 
 _LOCK_NAMESPACE = 7364002  # pg_advisory_xact_lock(namespace, hashtext(source_id))
 
-_STAGED_COLUMNS = [*COPY_COLUMNS, *CHECK_COLUMNS]  # a staged row: what the source said, then its checks
+# a staged row: what the source said, then its checks, then whether its key may repeat in the (run, source)
+_STAGED_COLUMNS = [*COPY_COLUMNS, *CHECK_COLUMNS, "key_repeated"]
 _COPY = sql.SQL("COPY staging.population_record ({}) FROM STDIN (FORMAT BINARY)").format(
     sql.SQL(", ").join(sql.Identifier(c) for c in _STAGED_COLUMNS)
 )
@@ -121,7 +122,13 @@ class _Stager:
 
     The rows go in COPY's binary format: no escaping of every value by psycopg nor parsing of its text by the server
     (in text, formatting the rows was a fifth of a source's extract process; in binary it takes about half as much,
-    and a 前置库 source's extract about 5 % less CPU on both sides: BENCHMARKS.md row 68)."""
+    and a 前置库 source's extract about 5 % less CPU on both sides: BENCHMARKS.md row 68).
+
+    ``key_repeated`` (migration 0030): true for a row whose key this stager has already staged, or whose key the
+    candidates' normalisation (``population.norm_text``) might change — anything but printable ASCII without a
+    space — so that of any two candidates of the run with one normalised key at least one is flagged, and
+    20_duplicates groups only the flagged rows; false otherwise. A key of a file rolled back stays in the set: a
+    later row of it is flagged for nothing, never missed."""
 
     def __init__(self, conn: psycopg.Connection, source: Source, run_id: int, as_of: date):
         self.conn = conn
@@ -131,6 +138,7 @@ class _Stager:
         self.seq = 0
         self.chunks = 0
         self.types = _copy_types(conn)
+        self.keys: set[str | None] = set()  # the record keys staged so far (see key_repeated above)
 
     def copy(self, chunks: Iterable[list[Record]]) -> int:
         """Stage every chunk; return the rows staged. On an error ``seq`` is left where it was."""
@@ -141,10 +149,13 @@ class _Stager:
                 checks = check_records(chunk, self.as_of)
                 with cur.copy(_COPY) as cp:
                     cp.set_types(self.types)
-                    write, run_id, source = cp.write_row, self.run_id, self.source
+                    write, run_id, source, keys = cp.write_row, self.run_id, self.source, self.keys
                     for record, checked in zip(chunk, checks):
                         seq += 1
-                        write(copy_row(record, run_id, source, seq, checked))
+                        key = record.source_key
+                        write(copy_row(record, run_id, source, seq, checked, key in keys or not (
+                            key is not None and key.isascii() and key.isprintable() and " " not in key)))
+                        keys.add(key)
                 self.chunks += 1
                 if self.chunks % _COLLECT_EVERY == 0:
                     gc.collect()

@@ -15,6 +15,7 @@ SELECT n.*,
                n.social_insurance_status, n.education_level, n.school) AS row_hash
 FROM (
     SELECT s.run_id, s.source_id, s.seq, s.department, population.norm_text(s.source_key, s.plain) AS source_key,
+           s.key_repeated,
            coalesce(s.source_updated_at,
                     (SELECT r.interval_start FROM audit.run r WHERE r.run_id = %(run_id)s)) AS source_updated_at,
            s.warnings, s.checked_id_type AS id_type, s.checked_id_number AS id_number,

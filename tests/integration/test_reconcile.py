@@ -788,3 +788,30 @@ def test_each_candidate_is_read_by_exactly_the_slice_of_its_person(warehouse_db,
         assert sorted(read) == expected and len(read) == len(numbers) + len(numbers[::3]) + 3
         overlapping = any(a[1] >= b[0] for a, b in zip(ids, ids[1:]))
         assert overlapping == (not in_id_order)
+
+
+def test_superseded_rows_are_found_from_the_extracts_flags_or_without_them(clean_warehouse):
+    """20_duplicates groups only the rows the extract flagged key_repeated (migration 0030) and every row of a
+    (run, source) staged without the flag (NULL): the same superseded rows and accounting either way; a key flagged
+    whose other row is quarantined supersedes nothing."""
+    from conftest import truncate_warehouse
+
+    url = clean_warehouse
+    bad = dict(PSB_A, source_key="P-C", id_number=BAD_ID)
+    results = []
+    for flags in ((False, True, True, False, False, True), (None,) * 6):
+        truncate_warehouse(url)
+        run1 = day_run(url, DAY1)
+        staged_rows = [{**PSB_A, "updated": 8}, {**PSB_A, "updated": 10}, {**PSB_A, "updated": 9},
+                       dict(PSB_A, source_key="P-B", id_number=B_ID, name="李四", sex="女", birth_date="1990-02-15"),
+                       bad, dict(PSB_A, source_key="P-C", id_number=A_ID, updated=11)]
+        stage(url, run1, "psb_hukou", "psb", [{**r, "key_repeated": f} for r, f in zip(staged_rows, flags)])
+        validate_run(run1, (DAY1 + timedelta(days=1)).date(), url)
+        accounting = reconcile_run(run1, url, partitions=1)
+        duplicates = one(url, "SELECT seq, kind, duplicate_of FROM staging.population_duplicate WHERE run_id = %s"
+                              " ORDER BY seq", run1)
+        results.append((accounting, duplicates))
+    assert results[0] == results[1]
+    accounting, duplicates = results[0]
+    assert duplicates == [(1, "superseded_in_run", "seq 2"), (3, "superseded_in_run", "seq 2")]
+    assert accounting["psb_hukou"] == {"received": 6, "merged": 3, "quarantined": 1, "duplicates": 2}

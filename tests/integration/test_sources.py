@@ -647,3 +647,30 @@ def test_each_run_stages_into_its_own_partition_made_without_waiting(clean_wareh
             " WHERE schemaname = 'staging' AND relname LIKE 'population_record_r%%' AND last_analyze IS NOT NULL"
         ).fetchall()
         assert [name for (name,) in analysed] == [f"population_record_r{run2}"]
+
+
+def test_the_extract_flags_the_rows_whose_key_may_repeat(clean_warehouse, landing, small_chunks):
+    """key_repeated (migration 0030): false for the first row of a key that normalises to itself, true for a key
+    already staged by the same extract — in an earlier file, or in a file rolled back as malformed — and for a key
+    normalisation might change (full-width, white space) or a row without one; another run starts afresh."""
+    url = clean_warehouse
+    P = "psb/residence_permit"
+    row = PERMIT_ROWS[0]
+    # (past the decoder's first block of 8 KB: some chunks of it are staged before it fails, then rolled back)
+    broken = csv_bytes(PERMIT_HEADER, [[f"JZZ{n:03d}", *row[1:]] for n in range(6, 206)], "gbk")
+    put(landing, f"{P}/2026-01-01/a_broken.csv", broken + b"JZZ999,\xff\xfe\xff\r\n")  # (not GBK: rolled back)
+    keys = ["JZZ001", "JZZ002", "JZZ001", "ＪＺＺ004", " JZZ005", "JZZ006", "JZZ300"]
+    put(landing, f"{P}/2026-01-01/b.csv", csv_bytes(PERMIT_HEADER, [[k, *row[1:]] for k in keys], "gbk",
+                                                     ["JZZ011,too,few"]))
+    run1 = run_for(JAN2, JAN3, url)
+    assert stage_source("psb_residence_permit", run1, JAN2, JAN3, url)["received"] == len(keys) + 1
+    assert rows(url, "SELECT reason FROM quarantine.source_file WHERE run_id = %s", (run1,)) == [("MALFORMED_FILE",)]
+    got = [(r["source_key"], r["key_repeated"]) for r in staged(url, run1, "psb_residence_permit")]
+    assert got == [("JZZ001", False), ("JZZ002", False), ("JZZ001", True), ("ＪＺＺ004", True), (" JZZ005", True),
+                   ("JZZ006", True), ("JZZ300", False), (None, True)]
+
+    put(landing, f"{P}/2026-01-02/c.csv", csv_bytes(PERMIT_HEADER, [["JZZ001", *row[1:]]], "gbk"))
+    run2 = run_for(JAN3, JAN4, url)
+    stage_source("psb_residence_permit", run2, JAN3, JAN4, url)
+    assert [(r["source_key"], r["key_repeated"]) for r in staged(url, run2, "psb_residence_permit")] == [
+        ("JZZ001", False)]
