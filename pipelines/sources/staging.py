@@ -89,6 +89,9 @@ def _copy_types(conn: psycopg.Connection) -> list[int]:
 
 
 _COLLECT_EVERY = 10  # chunks between two collections of cyclic garbage while staging
+# record keys a stager remembers for key_repeated (about 100 bytes each: at most some 400 MB); past it, every further
+# row is flagged as one whose key may repeat — grouped by 20_duplicates as every row was before migration 0030
+KEYS_TRACKED = 4_000_000
 
 
 @contextmanager
@@ -128,7 +131,9 @@ class _Stager:
     candidates' normalisation (``population.norm_text``) might change — anything but printable ASCII without a
     space — so that of any two candidates of the run with one normalised key at least one is flagged, and
     20_duplicates groups only the flagged rows; false otherwise. A key of a file rolled back stays in the set: a
-    later row of it is flagged for nothing, never missed."""
+    later row of it is flagged for nothing, never missed. Past :data:`KEYS_TRACKED` keys the set stops growing and
+    every further row is flagged (memory stays bounded; an unflagged first row and a flagged later one of the same
+    key still make it a repeated key)."""
 
     def __init__(self, conn: psycopg.Connection, source: Source, run_id: int, as_of: date):
         self.conn = conn
@@ -138,7 +143,7 @@ class _Stager:
         self.seq = 0
         self.chunks = 0
         self.types = _copy_types(conn)
-        self.keys: set[str | None] = set()  # the record keys staged so far (see key_repeated above)
+        self.keys: set[str | None] | None = set()  # the record keys staged so far; None past KEYS_TRACKED
 
     def copy(self, chunks: Iterable[list[Record]]) -> int:
         """Stage every chunk; return the rows staged. On an error ``seq`` is left where it was."""
@@ -150,12 +155,19 @@ class _Stager:
                 with cur.copy(_COPY) as cp:
                     cp.set_types(self.types)
                     write, run_id, source, keys = cp.write_row, self.run_id, self.source, self.keys
-                    for record, checked in zip(chunk, checks):
-                        seq += 1
-                        key = record.source_key
-                        write(copy_row(record, run_id, source, seq, checked, key in keys or not (
-                            key is not None and key.isascii() and key.isprintable() and " " not in key)))
-                        keys.add(key)
+                    if keys is not None and len(keys) >= KEYS_TRACKED:
+                        keys = self.keys = None
+                    if keys is None:
+                        for record, checked in zip(chunk, checks):
+                            seq += 1
+                            write(copy_row(record, run_id, source, seq, checked, True))
+                    else:
+                        for record, checked in zip(chunk, checks):
+                            seq += 1
+                            key = record.source_key
+                            write(copy_row(record, run_id, source, seq, checked, key in keys or not (
+                                key is not None and key.isascii() and key.isprintable() and " " not in key)))
+                            keys.add(key)
                 self.chunks += 1
                 if self.chunks % _COLLECT_EVERY == 0:
                     gc.collect()

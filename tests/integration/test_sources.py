@@ -649,7 +649,7 @@ def test_each_run_stages_into_its_own_partition_made_without_waiting(clean_wareh
         assert [name for (name,) in analysed] == [f"population_record_r{run2}"]
 
 
-def test_the_extract_flags_the_rows_whose_key_may_repeat(clean_warehouse, landing, small_chunks):
+def test_the_extract_flags_the_rows_whose_key_may_repeat(clean_warehouse, landing, small_chunks, monkeypatch):
     """key_repeated (migration 0030): false for the first row of a key that normalises to itself, true for a key
     already staged by the same extract — in an earlier file, or in a file rolled back as malformed — and for a key
     normalisation might change (full-width, white space) or a row without one; another run starts afresh."""
@@ -669,8 +669,15 @@ def test_the_extract_flags_the_rows_whose_key_may_repeat(clean_warehouse, landin
     assert got == [("JZZ001", False), ("JZZ002", False), ("JZZ001", True), ("ＪＺＺ004", True), (" JZZ005", True),
                    ("JZZ006", True), ("JZZ300", False), (None, True)]
 
-    put(landing, f"{P}/2026-01-02/c.csv", csv_bytes(PERMIT_HEADER, [["JZZ001", *row[1:]]], "gbk"))
+    put(landing, f"{P}/2026-01-02/c.csv", csv_bytes(PERMIT_HEADER, [[k, *row[1:]] for k in ("JZZ001", "JZZ002",
+                                                                                              "JZZ003")], "gbk"))
     run2 = run_for(JAN3, JAN4, url)
     stage_source("psb_residence_permit", run2, JAN3, JAN4, url)
     assert [(r["source_key"], r["key_repeated"]) for r in staged(url, run2, "psb_residence_permit")] == [
-        ("JZZ001", False)]
+        ("JZZ001", False), ("JZZ002", False), ("JZZ003", False)]
+
+    # past KEYS_TRACKED keys (checked per chunk of 2 rows here) every further row is flagged: memory stays bounded
+    monkeypatch.setattr(staging_mod, "KEYS_TRACKED", 2)
+    stage_source("psb_residence_permit", run2, JAN3, JAN4, url)
+    assert [(r["source_key"], r["key_repeated"]) for r in staged(url, run2, "psb_residence_permit")] == [
+        ("JZZ001", False), ("JZZ002", False), ("JZZ003", True)]
