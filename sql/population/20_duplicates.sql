@@ -10,13 +10,15 @@
 -- 4M, where it spilled to disk and the step took 17 s of one core).
 -- Only the rows the extract flagged are grouped (key_repeated, migration 0030: of any two candidates with one key,
 -- at least one is flagged): grouping every candidate — two million groups at 1M residents, a table the leader of
--- the parallel plan built alone — was 4.3 s of the slower machine's match. Rows staged without the flag (NULL: by
--- other means or an older version, a whole (run, source) at a time) are grouped as before, all of them.
+-- the parallel plan built alone — was 4.3 s of the slower machine's match. A source with any row of the run staged
+-- without the flag (NULL: by other means or an older version) has all its rows grouped, as before, flagged or not.
 CREATE TEMP TABLE repeated_key ON COMMIT DROP AS
 SELECT source_id COLLATE "default" AS source_id, source_key COLLATE "default" AS source_key
-FROM (SELECT source_id COLLATE "C" AS source_id, source_key COLLATE "C" AS source_key
-      FROM candidate WHERE key_repeated IS NOT FALSE
-      GROUP BY 1, 2 HAVING count(*) > 1 OR bool_or(key_repeated)) r;
+FROM (SELECT c.source_id COLLATE "C" AS source_id, c.source_key COLLATE "C" AS source_key
+      FROM candidate c
+      LEFT JOIN (SELECT DISTINCT source_id FROM candidate WHERE key_repeated IS NULL) u USING (source_id)
+      WHERE c.key_repeated OR u.source_id IS NOT NULL
+      GROUP BY 1, 2 HAVING count(*) > 1 OR bool_and(u.source_id IS NULL)) r;
 -- (few rows, analysed: without statistics the joins below hashed the 1.9M candidates instead of them)
 ANALYZE repeated_key;
 

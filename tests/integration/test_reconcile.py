@@ -791,15 +791,16 @@ def test_each_candidate_is_read_by_exactly_the_slice_of_its_person(warehouse_db,
 
 
 def test_superseded_rows_are_found_from_the_extracts_flags_or_without_them(clean_warehouse):
-    """20_duplicates groups only the rows the extract flagged key_repeated (migration 0030) and every row of a
-    (run, source) staged without the flag (NULL): the same superseded rows and accounting either way; a key flagged
-    whose other row is quarantined supersedes nothing."""
+    """20_duplicates groups only the rows the extract flagged key_repeated (migration 0030), and every row of a
+    source with any row staged without the flag (NULL), flagged or not: the same superseded rows and accounting
+    with flags, without, and with both in one source; a key flagged whose other row is quarantined supersedes
+    nothing."""
     from conftest import truncate_warehouse
 
     url = clean_warehouse
     bad = dict(PSB_A, source_key="P-C", id_number=BAD_ID)
     results = []
-    for flags in ((False, True, True, False, False, True), (None,) * 6):
+    for flags in ((False, True, True, False, False, True), (None,) * 6, (False, None, False, False, None, None)):
         truncate_warehouse(url)
         run1 = day_run(url, DAY1)
         staged_rows = [{**PSB_A, "updated": 8}, {**PSB_A, "updated": 10}, {**PSB_A, "updated": 9},
@@ -811,7 +812,7 @@ def test_superseded_rows_are_found_from_the_extracts_flags_or_without_them(clean
         duplicates = one(url, "SELECT seq, kind, duplicate_of FROM staging.population_duplicate WHERE run_id = %s"
                               " ORDER BY seq", run1)
         results.append((accounting, duplicates))
-    assert results[0] == results[1]
+    assert results[0] == results[1] == results[2]
     accounting, duplicates = results[0]
     assert duplicates == [(1, "superseded_in_run", "seq 2"), (3, "superseded_in_run", "seq 2")]
     assert accounting["psb_hukou"] == {"received": 6, "merged": 3, "quarantined": 1, "duplicates": 2}
