@@ -94,6 +94,22 @@ _COLLECT_EVERY = 10  # chunks between two collections of cyclic garbage while st
 KEYS_TRACKED = 4_000_000
 
 
+class _EveryKey:
+    """The stager's key set once it is full: every key is taken as already staged (flagged), none is kept."""
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def __len__(self) -> int:
+        return KEYS_TRACKED
+
+    def add(self, key: object) -> None:
+        return None
+
+
+_EVERY_KEY = _EveryKey()
+
+
 @contextmanager
 def _collector_paused() -> Iterator[None]:
     """Python's cyclic garbage collector paused while a source is staged; :meth:`_Stager.copy` collects every
@@ -143,7 +159,7 @@ class _Stager:
         self.seq = 0
         self.chunks = 0
         self.types = _copy_types(conn)
-        self.keys: set[str | None] | None = set()  # the record keys staged so far; None past KEYS_TRACKED
+        self.keys: set[str | None] | _EveryKey = set()  # the record keys staged so far (_EVERY_KEY once full)
 
     def copy(self, chunks: Iterable[list[Record]]) -> int:
         """Stage every chunk; return the rows staged. On an error ``seq`` is left where it was."""
@@ -154,20 +170,15 @@ class _Stager:
                 checks = check_records(chunk, self.as_of)
                 with cur.copy(_COPY) as cp:
                     cp.set_types(self.types)
+                    if len(self.keys) >= KEYS_TRACKED:
+                        self.keys = _EVERY_KEY
                     write, run_id, source, keys = cp.write_row, self.run_id, self.source, self.keys
-                    if keys is not None and len(keys) >= KEYS_TRACKED:
-                        keys = self.keys = None
-                    if keys is None:
-                        for record, checked in zip(chunk, checks):
-                            seq += 1
-                            write(copy_row(record, run_id, source, seq, checked, True))
-                    else:
-                        for record, checked in zip(chunk, checks):
-                            seq += 1
-                            key = record.source_key
-                            write(copy_row(record, run_id, source, seq, checked, key in keys or not (
-                                key is not None and key.isascii() and key.isprintable() and " " not in key)))
-                            keys.add(key)
+                    for record, checked in zip(chunk, checks):
+                        seq += 1
+                        key = record.source_key
+                        write(copy_row(record, run_id, source, seq, checked, key in keys or not (
+                            key is not None and key.isascii() and key.isprintable() and " " not in key)))
+                        keys.add(key)
                 self.chunks += 1
                 if self.chunks % _COLLECT_EVERY == 0:
                     gc.collect()
