@@ -94,12 +94,24 @@ class RegistryError(ValueError):
     """A registry file that does not follow its schema; the message names the file and line."""
 
 
-def _load_yaml_with_lines(path: Path) -> tuple[Any, yaml.Node]:
+# libyaml's parser where PyYAML was built with it (the wheels are): the same documents and marks, a fifteenth of the
+# time — the pure-Python one parsing each file twice (data, then nodes for the line numbers) took 0.11 s of every
+# task process's start-up for the registries and dataset definitions (BENCHMARKS.md row 108)
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _load_yaml_with_lines(path: Path) -> tuple[Any, yaml.Node | None]:
+    """The document of a YAML file (what ``yaml.safe_load`` gives) and its node tree, which :func:`_line_of` finds
+    line numbers in: parsed once, the data constructed from the nodes."""
     text = path.read_text(encoding="utf-8")
+    loader = _SAFE_LOADER(text)
     try:
-        return yaml.safe_load(text), yaml.compose(text)
+        root = loader.get_single_node()
+        return (loader.construct_document(root) if root is not None else None), root
     except yaml.YAMLError as exc:
         raise RegistryError(f"{path}: not valid YAML: {exc}") from exc
+    finally:
+        loader.dispose()
 
 
 def _line_of(node: yaml.Node, where: list[Any]) -> int:

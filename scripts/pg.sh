@@ -110,10 +110,13 @@ work_mem = 64MB
 maintenance_work_mem = 512MB
 synchronous_commit = off
 # batch loads: checkpoints far apart, so that a page is written to the WAL whole (a full-page image) once per
-# load rather than once per checkpoint; full-page images compressed; room for a bulk statement's WAL in memory
+# load rather than once per checkpoint; room for a bulk statement's WAL in memory. Full-page images are not
+# compressed (PostgreSQL's default): lz4 halved their WAL but cost the backend that writes them more than the
+# writes it saved — 13k persons updated after a checkpoint, as a daily increment does: 0.76 s (85 MB of WAL)
+# with lz4, 0.53 s (181 MB) without (BENCHMARKS.md row 107)
 max_wal_size = 16GB
 checkpoint_timeout = 30min
-wal_compression = lz4
+wal_compression = off
 wal_buffers = 64MB
 # the WAL writer writes, each time it wakes, at most up to the end of the current 16 MB WAL segment: every 200 ms by
 # default, 80 MB/s. The two backends of a partitioned first load make WAL faster than that (their statements,

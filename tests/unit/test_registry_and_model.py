@@ -25,6 +25,30 @@ def test_shipped_registries_load():
     assert authority["marital_status"].authority == "civil_affairs"
 
 
+def test_yaml_is_read_as_safe_load_reads_it_with_the_nodes_marks(tmp_path):
+    """The registries and dataset definitions are parsed once (libyaml's parser where PyYAML has it) into nodes, the
+    data constructed from them: the same data as ``yaml.safe_load``, the same lines as ``yaml.compose``."""
+    import yaml
+
+    from pipelines.registry import _line_of, _load_yaml_with_lines
+
+    files = [*sorted((ROOT / "config").glob("*.yaml")), *sorted((ROOT / "datasets").rglob("*.yaml"))]
+    assert len(files) >= 7
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        data, root = _load_yaml_with_lines(path)
+        assert data == yaml.safe_load(text), path
+        reference = yaml.compose(text)
+        first = next(iter(data))
+        assert _line_of(root, [first]) == _line_of(reference, [first]), path
+    empty, broken = tmp_path / "empty.yaml", tmp_path / "broken.yaml"
+    empty.write_text("# nothing\n", encoding="utf-8")
+    assert _load_yaml_with_lines(empty) == (None, None)
+    broken.write_text("a: [1, 2\n", encoding="utf-8")
+    with pytest.raises(RegistryError, match="broken.yaml: not valid YAML"):
+        _load_yaml_with_lines(broken)
+
+
 def test_typo_in_source_registry_names_file_and_line(tmp_path):
     text = (ROOT / "config" / "population_sources.yaml").read_text(encoding="utf-8")
     bad = text.replace("    kind: api\n", "    kind: apii\n", 1)
