@@ -40,8 +40,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-# scipy (0.7 s to import) is imported by the two functions that solve with it: every publication task imports this
-# module, and most (the record-level sample, the tables without small cells) never suppress a cell.
+# scipy (0.7 s to import) is imported only by the function that solves linear programs with it (zero cells among
+# the suppressed ones): every publication task imports this module, most tables suppress a few cells, and the
+# null space and the connected components they need are a few lines of numpy here (tested against scipy's).
 
 
 @dataclass
@@ -229,24 +230,45 @@ def _forced_zero(a: np.ndarray, b: np.ndarray, zero_cols: np.ndarray) -> np.ndar
     return forced
 
 
+def _components(ids: np.ndarray) -> np.ndarray:
+    """A label per row of ``ids`` (cells × their constraint ids): rows sharing a constraint, directly or through
+    others, have the same label, labels numbered from 0 in order of first row (a union-find: the few hundred
+    suppressed cells of a table, where scipy.sparse's connected components cost its import, 0.1 s of every
+    publication task, for microseconds of work)."""
+    parent = list(range(len(ids)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first: dict[int, int] = {}  # constraint -> the first row in it
+    for row, constraints in enumerate(ids.tolist()):
+        for c in constraints:
+            a, b = root(first.setdefault(c, row)), root(row)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    return np.unique([root(i) for i in range(len(ids))], return_inverse=True)[1].reshape(-1)
+
+
+def _null_space(a: np.ndarray) -> np.ndarray:
+    """An orthonormal basis of the null space of ``a``, as columns: ``scipy.linalg.null_space`` (the same SVD, the
+    same rank tolerance), without importing scipy.linalg (0.1 s of a publication task) for it."""
+    _, s, vh = np.linalg.svd(a, full_matrices=True)
+    tol = np.amax(s, initial=0.0) * np.finfo(s.dtype).eps * max(a.shape)
+    return vh[int(np.sum(s > tol)):, :].T.conj()
+
+
 def recoverable(ids: np.ndarray, suppressed: np.ndarray, values: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """Cells among ``targets`` (bool) whose value the known totals and the published cells fix exactly."""
-    from scipy.linalg import null_space
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    cons = _Constraints(ids)
     sup = np.flatnonzero(suppressed)
     out = np.zeros(len(values), dtype=bool)
     if not len(sup):
         return out
     # suppressed cells connected through shared constraints form independent sub-systems
-    rows = np.repeat(np.arange(len(sup)), ids.shape[1])
-    cols = ids[sup].ravel()
-    inc = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(sup), cons.n)).tocsr()
-    graph = inc @ inc.T
-    n_comp, labels = connected_components(graph, directed=False)
-    for comp in range(n_comp):
+    labels = _components(ids[sup])
+    for comp in range(int(labels.max()) + 1):
         cells = sup[labels == comp]
         if not targets[cells].any():
             continue
@@ -259,7 +281,7 @@ def recoverable(ids: np.ndarray, suppressed: np.ndarray, values: np.ndarray, tar
         zero_cols = np.flatnonzero(x == 0)
         if len(zero_cols):
             keep[_forced_zero(a, b, zero_cols)] = False
-        basis = null_space(a[:, keep]) if keep.any() else np.zeros((0, 0))
+        basis = _null_space(a[:, keep]) if keep.any() else np.zeros((0, 0))
         norms = np.zeros(len(cells))
         if basis.size:
             norms[keep] = np.linalg.norm(basis, axis=1)

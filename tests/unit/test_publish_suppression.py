@@ -117,3 +117,33 @@ def test_random_tables_leave_no_small_cell_recoverable(seed):
     assert not recoverable(ids, plan.suppressed, cells["n"].to_numpy(), plan.primary).any()
     assert min(unknowns_per_line(cells, plan.suppressed, ["d", "s", "a"]), default=2) >= 2
     assert (plan.suppressed >= plan.primary).all()
+
+
+def test_null_space_and_components_are_scipys():
+    """The audit's null space and connected components (numpy, so that a publication task need not import
+    scipy.linalg and scipy.sparse) agree with scipy's: the same null space (its projector: any orthonormal basis
+    of it gives the same one) and the same partition of the cells."""
+    from scipy.linalg import null_space
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    from pipelines.publish.suppression import _components, _null_space
+
+    rng = np.random.default_rng(7)
+    for m, n in [(1, 1), (3, 5), (6, 4), (8, 8), (12, 30), (30, 12)]:
+        a = (rng.random((m, n)) < 0.4).astype(float)
+        a[:, : n // 3] = a[:, [0]]  # (columns that repeat: a rank below min(m, n))
+        mine, theirs = _null_space(a), null_space(a)
+        assert mine.shape == theirs.shape
+        assert np.allclose(mine @ mine.T, theirs @ theirs.T)
+        assert np.allclose(np.linalg.norm(mine, axis=1), np.linalg.norm(theirs, axis=1))
+    for cells, families, span in [(1, 1, 1), (10, 2, 12), (40, 3, 30), (200, 3, 400), (200, 2, 50)]:
+        ids = rng.integers(0, span, size=(cells, families)) + np.arange(families) * span
+        labels = _components(ids)
+        rows = np.repeat(np.arange(cells), families)
+        inc = coo_matrix((np.ones(len(rows)), (rows, ids.ravel())), shape=(cells, families * span)).tocsr()
+        count, reference = connected_components(inc @ inc.T, directed=False)
+        assert labels.max() + 1 == count
+        pairs = set(zip(labels.tolist(), reference.tolist()))
+        assert len(pairs) == count  # the same partition, whatever the numbering
+        assert labels[0] == 0 and list(dict.fromkeys(labels.tolist())) == list(range(count))
