@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -133,6 +134,9 @@ def test_benchmarks_md_written_with_machine_tables_targets_and_kept_section(benc
     assert f"{os.cpu_count()} cores" in text and "PostgreSQL 1" in text
     speed = next(l for l in text.splitlines() if l.startswith("- Speed probe"))
     assert "at the start" in speed and "at the end" in speed
+    startup = next(l for l in text.splitlines() if l.startswith("- Not counted: the start-up"))
+    seconds = [float(x) for x in re.findall(r"(?:finish|quality gate) (\d+\.\d) s", startup)]
+    assert len(seconds) == 2 and all(0 < x < 60 for x in seconds)  # the gate's imports: Great Expectations
     assert "N = 2,000 simulated residents" in text
     assert "## 2,000 residents (N)" in text and "## 500 residents" in text
     assert text.count("| stage | rows | seconds | rows/s | × COPY | CPU s (Python + PG) | cores busy |") == 4
