@@ -94,9 +94,10 @@ class RegistryError(ValueError):
     """A registry file that does not follow its schema; the message names the file and line."""
 
 
-# libyaml's parser where PyYAML was built with it (the wheels are): the same documents and marks, a fifteenth of the
-# time — the pure-Python one parsing each file twice (data, then nodes for the line numbers) took 0.11 s of every
-# task process's start-up for the registries and dataset definitions (BENCHMARKS.md row 108)
+# libyaml's parser where PyYAML was built with it (the wheels are): the same documents and marks, a thirtieth of the
+# time — the pure-Python one, parsing each file twice (data, then nodes for the line numbers), took 15–25 ms of
+# every extract task (the source registry) and 40–60 ms of every publication task (the dataset definitions)
+# (BENCHMARKS.md row 108)
 _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
