@@ -8,7 +8,9 @@ pipelines/reconcile/survivorship.py generates), in order, each data-changing or 
 others (ALTER TABLE, CREATE INDEX, ANALYZE) as they are; then rolls everything back, so the database is left as it
 was. Prints each statement's time and writes the plans of those that took at least ``--min`` seconds. Use it on a
 database the benchmark kept (``--keep``) after its validate stage, i.e. on a run that has not been reconciled yet,
-or on a reconciled one (a re-run of its reconciliation: every step is idempotent).
+or on a reconciled one (a re-run of its reconciliation, as after validating it again: the run's duplicates are
+deleted first with its review queue and the rows it quarantined for review, as validation deletes them, and every
+step recognises what the run already wrote).
 """
 
 from __future__ import annotations
@@ -73,6 +75,16 @@ def main(argv: list[str] | None = None) -> int:
 
         for name, value in SESSION_SETTINGS.items():
             conn.execute("SELECT set_config(%s, %s, true)", (name, value))
+        # (what validation clears before a run is reconciled again — its duplicates, its review queue and the rows
+        # quarantined for review — found afresh below; the statements, crosswalk and persons the run already wrote
+        # are what its steps recognise on a re-run)
+        for statement in (
+            "DELETE FROM quarantine.population_record q USING population.review_queue r"
+            " WHERE r.run_id = %(run)s AND q.run_id = r.run_id AND q.source_id = r.source_id AND q.seq = r.seq",
+            "DELETE FROM population.review_queue WHERE run_id = %(run)s",
+            "DELETE FROM staging.population_duplicate WHERE run_id = %(run)s",
+        ):
+            conn.execute(statement, {"run": args.run_id})
         for step, script in statements(load_authority()):
             step_total = 0.0
             for body in split(conn, script):
