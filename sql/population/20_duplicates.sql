@@ -20,12 +20,11 @@ CREATE TEMP TABLE repeated_key ON COMMIT DROP AS
 SELECT source_id COLLATE "default" AS source_id, source_key COLLATE "default" AS source_key
 FROM (SELECT x.source_id, x.source_key
       FROM (SELECT c.source_id COLLATE "C" AS source_id, c.source_key COLLATE "C" AS source_key,
-                   c.source_id = ANY (ARRAY(SELECT DISTINCT u.source_id FROM staging.population_record u
-                                            WHERE u.run_id = %(run_id)s AND u.key_repeated IS NULL)) AS whole
-            FROM candidate c
-            WHERE c.key_repeated
-               OR c.source_id = ANY (ARRAY(SELECT DISTINCT u.source_id FROM staging.population_record u
-                                           WHERE u.run_id = %(run_id)s AND u.key_repeated IS NULL))) x
+                   c.source_id = ANY (u.sources) AS whole
+            FROM candidate c,
+                 (SELECT ARRAY(SELECT DISTINCT s.source_id FROM staging.population_record s
+                               WHERE s.run_id = %(run_id)s AND s.key_repeated IS NULL) AS sources) u
+            WHERE c.key_repeated OR c.source_id = ANY (u.sources)) x
       GROUP BY 1, 2 HAVING count(*) > 1 OR NOT bool_or(x.whole)) r;
 -- (few rows, analysed: without statistics the joins below hashed the 1.9M candidates instead of them)
 ANALYZE repeated_key;
