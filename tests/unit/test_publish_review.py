@@ -4,6 +4,7 @@ four file formats written and read back."""
 from __future__ import annotations
 
 import json
+import random
 import re
 import zipfile
 from datetime import date
@@ -236,3 +237,26 @@ def test_scan_text_finds_what_a_full_scan_finds():
         assert pii.scan_text(text) == expected, text
         hits += bool(expected)
     assert hits > 1000  # the texts really hold identifiers
+
+
+def test_pii_file_scan_by_bytes_places_matches_across_multibyte_chunk_boundaries(tmp_path, monkeypatch):
+    """The file scan reads bytes and decodes only the chunks holding a run of seven digits: with chunks far
+    smaller than the file, cut inside three-byte characters, it counts every match once and gives the line of the
+    first, as a scan of the whole text does (a BOM dropped; mobile numbers only, whose every suffix is too short
+    or too differently shaped to match a pattern where a chunk begins inside one)."""
+    rng = random.Random(7)
+    lines = []
+    for i in range(400):
+        words = [rng.choice(["浦东新区", "黄浦区", "居民", "abc", "12345", "2026-01-05", "x" * rng.randint(1, 9)])
+                 for _ in range(rng.randint(1, 6))]
+        if rng.random() < 0.2:
+            words.insert(rng.randint(0, len(words)), f"1{rng.choice('3456789')}{rng.randrange(10 ** 9):09d}")
+        lines.append(" ".join(words))
+    text = "\n".join(lines) + "\n"
+    (tmp_path / "data.csv").write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    whole = pii.scan_text(text)["mobile_phone"]
+    expected = {"count": len(whole), "first_line": text.count("\n", 0, whole[0]) + 1}
+    for chunk in (65, 100, 257, 1 << 20):
+        monkeypatch.setattr(pii, "_CHUNK", chunk)
+        (hit,) = pii.scan_file(tmp_path / "data.csv")
+        assert {k: hit[k] for k in expected} == expected, chunk
