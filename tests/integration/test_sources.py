@@ -21,7 +21,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from pipelines.population.validate import CHECK_COLUMNS, validate_run
+from pipelines.population.validate import CHECK_COLUMNS, STATISTICS_COLUMNS, validate_run
 from pipelines.registry import source
 from pipelines.runs import open_run
 from pipelines.settings import Settings, settings
@@ -647,6 +647,11 @@ def test_each_run_stages_into_its_own_partition_made_without_waiting(clean_wareh
             " WHERE schemaname = 'staging' AND relname LIKE 'population_record_r%%' AND last_analyze IS NOT NULL"
         ).fetchall()
         assert [name for (name,) in analysed] == [f"population_record_r{run2}"]
+        # (statistics of the columns the statements compare, not of the fields and payload they only read)
+        columns = {c for (c,) in conn.execute(
+            "SELECT attname FROM pg_stats WHERE schemaname = 'staging' AND tablename = %s",
+            (f"population_record_r{run2}",)).fetchall()}
+        assert columns == set(STATISTICS_COLUMNS["staging.population_record"])
 
 
 def test_the_extract_flags_the_rows_whose_key_may_repeat(clean_warehouse, landing, small_chunks, monkeypatch):
