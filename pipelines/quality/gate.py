@@ -42,6 +42,7 @@ from great_expectations.data_context.types.resource_identifiers import (  # noqa
     ValidationResultIdentifier,
 )
 from great_expectations.util import convert_to_json_serializable  # noqa: E402
+from psycopg import sql  # noqa: E402
 from psycopg.types.json import Jsonb  # noqa: E402
 from sqlalchemy import URL  # noqa: E402
 
@@ -170,7 +171,8 @@ def run_gate(
     gx_dir.mkdir(parents=True, exist_ok=True)
     run_name = f"run-{run_id}"
 
-    with _lock(gx_dir / ".lock"):
+    with _lock(gx_dir / ".lock"), _scope_views(run_id, [s for s in loaded if scopes[s.name] == "run"],
+                                                url) as views:
         context = _context(gx_dir, reports_dir / "data_docs")
         datasource = context.data_sources.add_postgres(
             DATASOURCE, connection_string=url.render_as_string(hide_password=False)
@@ -180,9 +182,9 @@ def run_gate(
             validated: list[tuple[Suite, Any, ValidationResultIdentifier, float]] = []
             for suite in loaded:
                 t0 = time.monotonic()
-                if scopes[suite.name] == "run":
-                    asset = datasource.add_query_asset(suite.name, query=(
-                        f"SELECT * FROM {suite.table} WHERE {suite.run_column} = {int(run_id)}"))
+                if suite.name in views:  # scope 'run': the rows the run wrote, through a view (_scope_views)
+                    asset = datasource.add_table_asset(suite.name, table_name=views[suite.name],
+                                                       schema_name=SCOPE_VIEW_SCHEMA)
                 else:
                     asset = datasource.add_table_asset(
                         suite.name, table_name=suite.table_name, schema_name=suite.schema_name
@@ -232,6 +234,42 @@ def run_gate(
 
 
 # --- GX plumbing ---------------------------------------------------------------------------------------------
+
+
+SCOPE_VIEW_SCHEMA = "quality"
+
+
+def scope_view_name(suite: Suite, run_id: int) -> str:
+    """The view of the rows ``run_id`` wrote in a suite's table (scope 'run')."""
+    return f"gate_{suite.schema_name}_{suite.table_name}_r{int(run_id)}"
+
+
+@contextlib.contextmanager
+def _scope_views(run_id: int, suites: list[Suite], url: URL):
+    """suite name -> view (in :data:`SCOPE_VIEW_SCHEMA`) of the rows the run wrote in the suite's table, for the
+    suites validated in scope 'run'; the views are dropped afterwards.
+
+    A view rather than GX's query asset (``SELECT * FROM table WHERE run_column = run``): to learn a query asset's
+    columns, GX runs the whole query and buffers its result in the client, once per column metric of the suite
+    (four times a gate, every row the run wrote each time), where a view's columns are read from the catalog. The
+    planner expands the view into each expectation's query as it did the query asset's subquery."""
+    views = {s.name: scope_view_name(s, run_id) for s in suites}
+    if not views:
+        yield views
+        return
+    by_name = {s.name: s for s in suites}
+    with connect(url, autocommit=True) as conn:
+        for name, view in views.items():
+            suite = by_name[name]
+            conn.execute(sql.SQL("CREATE OR REPLACE VIEW {} AS SELECT * FROM {} WHERE {} = {}").format(
+                sql.Identifier(SCOPE_VIEW_SCHEMA, view), sql.Identifier(suite.schema_name, suite.table_name),
+                sql.Identifier(suite.run_column), sql.Literal(int(run_id))))
+    try:
+        yield views
+    finally:
+        with connect(url, autocommit=True) as conn:
+            for view in views.values():
+                conn.execute(sql.SQL("DROP VIEW IF EXISTS {}").format(sql.Identifier(SCOPE_VIEW_SCHEMA, view)))
 
 
 def _context(gx_dir: Path, docs_dir: Path):

@@ -403,6 +403,9 @@ def test_increment_validates_the_rows_it_wrote_and_a_table_check_validates_all(c
     bad = run_gate(run3, url=url, reports_dir=tmp_path, build_docs=False)
     assert [s.scope for s in bad.suites] == ["run", "run"]
     assert {f.expectation for f in bad.blocking_failures} == defect
+    # (scope 'run' validates views of the run's rows, which the gate drops when done)
+    with connect(url) as conn:
+        assert conn.execute("SELECT viewname FROM pg_views WHERE schemaname = 'quality'").fetchall() == []
 
 
 def test_suite_pages_are_rendered_again_only_when_a_suite_or_a_page_changed(clean_warehouse, tmp_path):
