@@ -22,7 +22,6 @@ import pickle
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from stdnum import numdb
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -190,19 +189,14 @@ _CODE_STR = np.array([f"{c:06d}" for c in _CODES] + [None], dtype=object)
 # ---------------------------------------------------------------------------------------------------------------
 def code_values(codes) -> np.ndarray:
     """Codes as int64 values; -1 where the code is missing or not exactly six ASCII digits."""
-    if isinstance(codes, pd.Series):
-        values = codes.to_numpy()
-    else:
-        values = np.asarray(codes)
+    # (a pandas Series by its to_numpy: pandas is not imported here, see pipelines/identity/__init__.py)
+    values = codes.to_numpy() if hasattr(codes, "to_numpy") else np.asarray(codes)
     if values.dtype.kind in "iu":
         v = values.astype(np.int64)
         return np.where((v >= 0) & (v <= 999_999), v, -1)
-    s = pd.Series(values, dtype=object)
-    ok = s.str.fullmatch(r"[0-9]{6}").fillna(False).to_numpy(dtype=bool)
-    out = np.full(len(s), -1, dtype=np.int64)
-    if ok.any():
-        out[ok] = s[ok].astype(np.int64).to_numpy()
-    return out
+    # text: six ASCII digits, anything else (another length, other digits, a number, None, NaN) unknown
+    return np.fromiter((int(c) if isinstance(c, str) and len(c) == 6 and c.isascii() and c.isdigit() else -1
+                        for c in values.ravel()), dtype=np.int64, count=values.size).reshape(values.shape)
 
 
 def rows_of(codes) -> np.ndarray:

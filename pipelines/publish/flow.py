@@ -42,7 +42,6 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import pandas as pd
 from psycopg import Connection, sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
@@ -385,14 +384,15 @@ def _suppress(conn: Connection, ds: Dataset, build: sql.Identifier, others: list
     rows = conn.execute(sql.SQL("SELECT {}, {}, {} FROM {} ORDER BY {}").format(
         sql.Identifier(ROW_COLUMN), sql.SQL(", ").join(sql.Identifier(d) for d in dims), sql.Identifier(s.count),
         build, sql.Identifier(ROW_COLUMN))).fetchall()
-    cells = pd.DataFrame(rows, columns=[ROW_COLUMN, *dims, s.count])
-    if cells[dims].isna().any().any():
+    names = [ROW_COLUMN, *dims, s.count]
+    cells = dict(zip(names, map(list, zip(*rows)))) if rows else {name: [] for name in names}
+    if any(v is None for d in dims for v in cells[d]):
         raise DatasetError(f"{ds.sql_path}:1: a dimension column ({', '.join(dims)}) is NULL in some row")
     try:
         plan = plan_suppression(cells, dims, s.count, threshold, _linked_margins(ds, others), list(s.independent))
     except ValueError as exc:
         raise DatasetError(f"{ds.sql_path}:1: {exc}") from exc
-    withheld = [int(r) for r in cells.loc[plan.suppressed, ROW_COLUMN]]
+    withheld = [int(r) for r, withhold in zip(cells[ROW_COLUMN], plan.suppressed) if withhold]
     conn.execute(sql.SQL("UPDATE {} SET {} = ({} = ANY(%s))").format(
         build, sql.Identifier(s.flag), sql.Identifier(ROW_COLUMN)), (withheld,))
     conn.execute(sql.SQL("UPDATE {} SET {} = NULL WHERE {}").format(

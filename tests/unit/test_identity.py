@@ -472,3 +472,28 @@ def test_the_division_table_cache_is_named_by_what_it_was_built_from():
     path = divisions.cache_path()
     stat = divisions._loc_dat().stat()
     assert path.name == f"gbt2260-stdnum{stdnum.__version__}-{stat.st_size}-{stat.st_mtime_ns}.pickle"
+
+
+def test_division_codes_are_read_as_six_ascii_digits_without_pandas():
+    """code_values reads text as pandas' ``str.fullmatch("[0-9]{6}")`` did (it no longer imports pandas): six ASCII
+    digits are a code; another length, full-width or other Unicode digits, spaces, numbers in text columns, None
+    and NaN are not. Integer columns are codes when in range; a Series is read like its values."""
+    texts = ["310101", "310115", "３１０１０１", "31010", "3101011", " 310101", "310101\n", "٣١٠١٠١", "31O101", "",
+             None, float("nan"), 310101, np.str_("310104"), "000000", "999999"]
+    reference = pd.Series(texts, dtype=object).str.fullmatch(r"[0-9]{6}").fillna(False).to_numpy(dtype=bool)
+    expected = [int(t) if ok else -1 for t, ok in zip(texts, reference)]
+    assert divisions.code_values(np.array(texts, dtype=object)).tolist() == expected
+    assert divisions.code_values(pd.Series(texts, dtype=object)).tolist() == expected
+    assert divisions.code_values([310101, -1, 1_000_000, 0]).tolist() == [310101, -1, -1, 0]
+    assert divisions.code_values(np.array(["310101", "310115"])).tolist() == [310101, 310115]
+
+
+def test_publication_tasks_do_not_import_pandas():
+    """A publication task process needs the division tables, not the batch checks: importing pipelines.publish.flow
+    leaves pandas out (pipelines/identity/__init__.py imports the checks when one is named)."""
+    import subprocess
+    import sys
+    code = ("import sys, pipelines.publish.flow; assert 'pandas' not in sys.modules, 'pandas imported'; "
+            "from pipelines.identity import check_ric, divisions; assert callable(check_ric) and divisions.SHANGHAI_DISTRICTS")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
