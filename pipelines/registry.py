@@ -5,12 +5,15 @@ A typo fails loudly at load time with the file and line of the offending entry, 
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 
 from pipelines.departments import Department
@@ -130,9 +133,43 @@ def _line_of(node: yaml.Node, where: list[Any]) -> int:
     return node.start_mark.line + 1
 
 
+def _valid_marker(path: Path, schema: dict[str, Any]) -> Path | None:
+    """The file that says this content of ``path`` was valid against ``schema`` (named by the digest of both, under
+    the project's cache); None when the file cannot be read."""
+    try:
+        content = path.read_bytes()
+    except OSError:
+        return None
+    digest = hashlib.sha256(json.dumps(schema, sort_keys=True, default=str).encode() + b"\0" + content).hexdigest()
+    return settings.local_dir / "cache" / "valid" / digest[:40]
+
+
+def schema_errors(path: Path, data: Any, schema: dict[str, Any]) -> list:
+    """The JSON-schema errors of ``data`` (the document of the YAML file ``path``), sorted by their place.
+
+    A file found valid is remembered (:func:`_valid_marker`, an empty file written through a temporary one), and
+    the same content against the same schema is not validated again: every task process loads the registry or
+    the dataset definitions, and jsonschema's import alone (format checkers included) was 0.06–0.07 s of each
+    one's start. Another content or another schema is another name, validated afresh; a cache that cannot be
+    written only means validating every time."""
+    marker = _valid_marker(path, schema)
+    if marker is not None and marker.exists():
+        return []
+    import jsonschema
+
+    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(data), key=lambda e: list(e.path))
+    if not errors and marker is not None:
+        with contextlib.suppress(OSError):
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            tmp = marker.with_name(f"{marker.name}.{os.getpid()}.tmp")
+            tmp.write_bytes(b"")
+            os.replace(tmp, marker)
+    return errors
+
+
 def _validate(path: Path, schema: dict[str, Any]) -> Any:
     data, root = _load_yaml_with_lines(path)
-    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(data), key=lambda e: list(e.path))
+    errors = schema_errors(path, data, schema)
     if errors:
         err = errors[0]
         line = _line_of(root, list(err.absolute_path)) if root is not None else 1

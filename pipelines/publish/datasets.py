@@ -19,11 +19,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 
 from pipelines.departments import LABELS, Department
-from pipelines.registry import RegistryError, _line_of, _load_yaml_with_lines
+from pipelines.registry import RegistryError, _line_of, _load_yaml_with_lines, schema_errors
 from pipelines.settings import settings
 
 OPEN_ATTRIBUTES = {"unconditional": "无条件开放", "conditional": "有条件开放", "closed": "不予开放"}
@@ -243,7 +242,7 @@ def _fail(path: Path, root: yaml.Node | None, where: list[Any], message: str) ->
 def load_dataset(path: Path) -> Dataset:
     """One definition (``<code>.yaml`` with its ``<code>.sql`` beside it), validated."""
     data, root = _load_yaml_with_lines(path)
-    errors = sorted(jsonschema.Draft202012Validator(DATASET_SCHEMA).iter_errors(data), key=lambda e: list(e.path))
+    errors = schema_errors(path, data, DATASET_SCHEMA)
     if errors:
         err = errors[0]
         raise _fail(path, root, list(err.absolute_path), err.message)

@@ -115,3 +115,32 @@ def test_every_reason_code_is_documented():
     doc = (ROOT / "docs" / "reason-codes.md").read_text(encoding="utf-8")
     for code in reasons.REASONS + reasons.WARNINGS:
         assert f"`{code}`" in doc, f"{code} missing from docs/reason-codes.md"
+
+
+def test_a_file_found_valid_is_not_validated_again_until_it_changes(tmp_path, monkeypatch):
+    """schema_errors remembers a valid content (an empty marker named by the digest of the schema and the file) and
+    skips jsonschema for it; an edited file — a typo — is validated again and fails with its line."""
+    import dataclasses
+
+    import pipelines.registry as registry
+
+    own = dataclasses.replace(registry.settings, local_dir=tmp_path / "local")
+    monkeypatch.setattr(registry, "settings", own)
+    path = tmp_path / "sources.yaml"
+    path.write_text(Path(own.source_registry).read_text(encoding="utf-8"), encoding="utf-8")
+    first = load_sources(path)
+    markers = list((tmp_path / "local" / "cache" / "valid").iterdir())
+    assert len(markers) == 1 and markers[0].read_bytes() == b""
+
+    class NoValidator:  # the second load must not reach jsonschema
+        def __getattr__(self, name):
+            raise AssertionError("validated again")
+
+    monkeypatch.setitem(__import__("sys").modules, "jsonschema", NoValidator())
+    assert load_sources(path) == first
+    monkeypatch.undo()
+    monkeypatch.setattr(registry, "settings", own)
+    path.write_text(path.read_text(encoding="utf-8").replace("    kind: api\n", "    kind: apii\n", 1), encoding="utf-8")
+    with pytest.raises(RegistryError, match=r"sources\.yaml:\d+: sources/\d+/kind"):
+        load_sources(path)
+    assert registry._valid_marker(path, registry.SOURCE_SCHEMA) not in (None, *markers)
