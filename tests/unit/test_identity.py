@@ -494,6 +494,7 @@ def test_publication_tasks_do_not_import_pandas():
     import subprocess
     import sys
     code = ("import sys, pipelines.publish.flow; assert 'pandas' not in sys.modules, 'pandas imported'; "
-            "from pipelines.identity import check_ric, divisions; assert callable(check_ric) and divisions.SHANGHAI_DISTRICTS")
+            "from pipelines.identity import check_ric, divisions; "
+            "assert callable(check_ric) and divisions.SHANGHAI_DISTRICTS")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

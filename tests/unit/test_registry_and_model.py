@@ -140,7 +140,8 @@ def test_a_file_found_valid_is_not_validated_again_until_it_changes(tmp_path, mo
     assert load_sources(path) == first
     monkeypatch.undo()
     monkeypatch.setattr(registry, "settings", own)
-    path.write_text(path.read_text(encoding="utf-8").replace("    kind: api\n", "    kind: apii\n", 1), encoding="utf-8")
+    typo = path.read_text(encoding="utf-8").replace("    kind: api\n", "    kind: apii\n", 1)
+    path.write_text(typo, encoding="utf-8")
     with pytest.raises(RegistryError, match=r"sources\.yaml:\d+: sources/\d+/kind"):
         load_sources(path)
     assert registry._valid_marker(path, registry.SOURCE_SCHEMA) not in (None, *markers)
