@@ -5,10 +5,8 @@ A typo fails loudly at load time with the file and line of the offending entry, 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -18,7 +16,7 @@ import yaml
 
 from pipelines.departments import Department
 from pipelines.population.attributes import GOLDEN_ATTRIBUTES, ID_TYPES, RAW_FIELD_NAMES
-from pipelines.settings import settings
+from pipelines.settings import settings, write_cache_file
 
 DEPARTMENTS = [d.value for d in Department]
 
@@ -159,11 +157,7 @@ def schema_errors(path: Path, data: Any, schema: dict[str, Any]) -> list:
 
     errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(data), key=lambda e: list(e.path))
     if not errors and marker is not None:
-        with contextlib.suppress(OSError):
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            tmp = marker.with_name(f"{marker.name}.{os.getpid()}.tmp")
-            tmp.write_bytes(b"")
-            os.replace(tmp, marker)
+        write_cache_file(marker, b"")
     return errors
 
 

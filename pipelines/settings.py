@@ -34,6 +34,7 @@ Nothing else in the package reads ``os.environ`` directly.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from datetime import date
@@ -42,6 +43,17 @@ from pathlib import Path
 from sqlalchemy import URL, make_url
 
 _ROOT = Path(__file__).resolve().parent.parent
+
+
+def write_cache_file(path: Path, data: bytes) -> None:
+    """Write a file of the project's cache (under ``local_dir``) through a temporary file of this process, renamed
+    into place, so that a reader never sees it half written; a directory that cannot be written leaves it
+    unwritten (the cache is then only missed, never wrong)."""
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
 
 
 def _env(name: str, default: str) -> str:

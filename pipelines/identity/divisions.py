@@ -16,8 +16,6 @@ table indexed by the code's integer value (no per-row Python).
 
 from __future__ import annotations
 
-import contextlib
-import os
 import pickle
 from pathlib import Path
 
@@ -112,14 +110,11 @@ def _read_cache(path: Path) -> tuple | None:
 
 
 def _write_cache(path: Path, table: tuple) -> None:
-    """Write the cache file through a temporary file of this process, renamed into place; a directory that cannot be
-    written leaves the table uncached (each process builds it, as before the cache)."""
-    with contextlib.suppress(OSError):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as fh:
-            pickle.dump(table, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
+    """Write the cache file (renamed into place once written); a directory that cannot be written leaves the table
+    uncached (each process builds it, as before the cache)."""
+    from pipelines.settings import write_cache_file
+
+    write_cache_file(path, pickle.dumps(table, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 def _build() -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
