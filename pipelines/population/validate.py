@@ -104,20 +104,19 @@ def check_chunk(frame: pd.DataFrame, as_of: date) -> dict[str, list]:
     }
 
 
-def check_records(records, as_of: date) -> list[tuple]:
-    """The checks of a chunk of records about to be staged: per record, its values of :data:`CHECK_COLUMNS` (the
-    stager writes them into the staged row). ``records`` are :class:`pipelines.sources.records.Record` objects."""
-    if not records:
-        return []
-    at = {name: RAW_FIELD_NAMES.index(name) for name in STAGED_COLUMNS if name in RAW_FIELD_NAMES}
-    columns = {name: [r.values[i] for r in records] for name, i in at.items()}
+def check_records(chunk, as_of: date) -> list[list]:
+    """The checks of a chunk of records about to be staged: the columns of :data:`CHECK_COLUMNS`, each in the
+    chunk's order (the stager writes them into the staged rows). ``chunk`` is a
+    :class:`pipelines.sources.records.Chunk`."""
+    if not len(chunk):
+        return [[] for _ in CHECK_COLUMNS]
     frame = pd.DataFrame({
-        "source_key": [r.source_key for r in records],
-        "parse_error": [r.parse_error for r in records],
-        **columns,
+        "source_key": chunk.keys,
+        "parse_error": chunk.parse_errors,
+        **{name: chunk.column(name) for name in _RECORD_COLUMNS if name in RAW_FIELD_NAMES},
     }, columns=_RECORD_COLUMNS)
     checks = check_chunk(frame, as_of)
-    return list(zip(*(checks[c] for c in CHECK_COLUMNS)))
+    return [checks[c] for c in CHECK_COLUMNS]
 
 
 def validate_run(run_id: int, as_of: date, url: URL | None = None,

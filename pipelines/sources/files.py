@@ -20,7 +20,7 @@ import csv
 import hashlib
 import re
 import zipfile
-from collections.abc import Container, Iterator
+from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
@@ -30,6 +30,7 @@ from lxml import etree
 
 from pipelines.registry import Source
 from pipelines.sources.records import (
+    Chunk,
     EmptyFile,
     MalformedFile,
     Record,
@@ -138,9 +139,11 @@ def _check_header(header: list[str], where: str) -> None:
 
 
 def read_csv(source: Source, drop: DropFile) -> Iterator[Record]:
+    return _records(source, drop, _csv_items)
+
+
+def _csv_items(source: Source, drop: DropFile, builder: RecordBuilder, fallback: datetime) -> Iterator[_Item]:
     encoding = _ENCODING_ALIASES.get(source.encoding.lower(), source.encoding)
-    fallback = drop_day_start(drop.drop_date)
-    builder = RecordBuilder(source)
     rows = 0
     try:
         with drop.path.open("r", encoding=encoding, newline="") as stream:
@@ -173,7 +176,7 @@ def read_csv(source: Source, drop: DropFile) -> Iterator[Record]:
                         raw, origin, f"expected {len(header)} fields, got {len(row)}", fallback
                     )
                 else:
-                    yield builder.build(dict(zip(header, row)), origin, fallback)
+                    yield dict(zip(header, row)), origin
     except UnicodeDecodeError as exc:
         raise MalformedFile(f"not {source.encoding} text: {exc}") from exc
     if rows == 0:
@@ -383,11 +386,13 @@ def sheet_rows(sheet: Sheet) -> Iterator[tuple[int, tuple[Any, ...]]]:
 
 
 def read_xml(source: Source, drop: DropFile) -> Iterator[Record]:
+    return _records(source, drop, _xml_items)
+
+
+def _xml_items(source: Source, drop: DropFile, builder: RecordBuilder, fallback: datetime) -> Iterator[_Item]:
     if _is_blank_file(drop.path):
         raise EmptyFile("0 bytes" if drop.path.stat().st_size == 0 else "blank")
-    fallback = drop_day_start(drop.drop_date)
     tag = source.record_tag or "record"
-    builder = RecordBuilder(source)
     rows = 0
     local: dict[str, str] = {}  # element tag -> its local name (a few field tags repeat in every record)
     context = etree.iterparse(
@@ -416,7 +421,7 @@ def read_xml(source: Source, drop: DropFile) -> Iterator[Record]:
                 raw = etree.tostring(elem, encoding="unicode", with_tail=False)
                 yield builder.malformed(raw, origin, problem, fallback)
             else:
-                yield builder.build(payload, origin, fallback)
+                yield payload, origin
             elem.clear(keep_tail=False)
             while elem.getprevious() is not None:
                 del elem.getparent()[0]
@@ -440,6 +445,53 @@ def read_drop(source: Source, drop: DropFile) -> Iterator[Record]:
     return reader(source, drop)
 
 
-def read_drop_chunks(source: Source, drop: DropFile, chunk_rows: int) -> Iterator[list[Record]]:
-    """The records of one dropped file in chunks of at most ``chunk_rows``."""
-    return chunked(read_drop(source, drop), chunk_rows)
+def read_drop_chunks(source: Source, drop: DropFile, chunk_rows: int) -> Iterator[Chunk | list[Record]]:
+    """The records of one dropped file in chunks of at most ``chunk_rows``: a CSV or XML file's as
+    :class:`Chunk` objects (its well-formed rows built column by column, :meth:`RecordBuilder.text_chunk`), an
+    XLSX workbook's as lists of records."""
+    items = _ITEMS.get(source.format or "")
+    if items is None:
+        return chunked(read_drop(source, drop), chunk_rows)
+    return _item_chunks(source, drop, items, chunk_rows)
+
+
+# --- rows as items -----------------------------------------------------------------------------------------------
+
+# What the CSV and XML readers yield per row: a well-formed row's payload and origin, or a malformed row's record
+_Item = tuple[dict[str, str], str] | Record
+_ItemReader = Callable[[Source, DropFile, RecordBuilder, datetime], Iterator[_Item]]
+
+
+def _records(source: Source, drop: DropFile, items: _ItemReader) -> Iterator[Record]:
+    """The records of a file whose reader yields items, one at a time."""
+    fallback = drop_day_start(drop.drop_date)
+    builder = RecordBuilder(source)
+    for item in items(source, drop, builder, fallback):
+        yield item if type(item) is Record else builder.build(item[0], item[1], fallback)
+
+
+def _item_chunks(source: Source, drop: DropFile, items: _ItemReader, chunk_rows: int) -> Iterator[Chunk]:
+    """Chunks of a file whose reader yields items: each run of well-formed rows built at once, the malformed rows'
+    records between them, joined in the file's order."""
+    fallback = drop_day_start(drop.drop_date)
+    builder = RecordBuilder(source)
+    for group in chunked(items(source, drop, builder, fallback), chunk_rows):
+        parts: list[Chunk] = []
+        start = 0
+        for at, item in enumerate(group):
+            if type(item) is Record:
+                if at > start:
+                    parts.append(_text_part(builder, group[start:at], fallback))
+                parts.append(Chunk.of_records([item]))
+                start = at + 1
+        if start < len(group):
+            parts.append(_text_part(builder, group[start:] if start else group, fallback))
+        yield Chunk.concat(parts)
+
+
+def _text_part(builder: RecordBuilder, items: list[tuple[dict[str, str], str]], fallback: datetime) -> Chunk:
+    payloads, origins = map(list, zip(*items))
+    return builder.text_chunk(payloads, origins, None, fallback)
+
+
+_ITEMS: dict[str, _ItemReader] = {"csv": _csv_items, "xml": _xml_items}

@@ -23,7 +23,7 @@ from sqlalchemy import URL
 
 from pipelines.registry import Source
 from pipelines.settings import Settings, settings
-from pipelines.sources.records import Record, RecordBuilder, as_text, parse_updated_at
+from pipelines.sources.records import Chunk, RecordBuilder, as_text, parse_updated_at
 
 
 # text, varchar, bpchar, name: PostgreSQL types psycopg always returns as str
@@ -71,7 +71,7 @@ def window_query(source: Source, low: datetime | None, high: datetime) -> tuple[
 
 def read_frontdb(
     source: Source, low: datetime | None, high: datetime, chunk_rows: int, url: URL | None = None
-) -> Iterator[list[Record]]:
+) -> Iterator[Chunk]:
     """Chunks of at most ``chunk_rows`` records of the window, streamed from a server-side cursor."""
     query, params = window_query(source, low, high)
     origin = f"frontdb:{source.table}"
@@ -99,7 +99,7 @@ def read_frontdb(
                 elif d.type_code not in TEXT_TYPE_OIDS:
                     other.append((i, name))
             while rows := cur.fetchmany(chunk_rows):
-                chunk = []
+                payloads, updated = [], []
                 for row in rows:
                     payload = dict(zip(names, row))
                     for i, name in other:
@@ -108,8 +108,8 @@ def read_frontdb(
                     for i, name in zoned:
                         if (value := row[i]) is not None:
                             payload[name] = timestamptz_iso(value, load)
+                    payloads.append(payload)
                     # (typed as the column holds it — a timestamptz from its ISO spelling, the same instant; a naive
                     # time is Shanghai's, by the one rule of every source)
-                    updated = parse_updated_at(payload[source.updated_at] if upd_zoned else row[upd_index])
-                    chunk.append(builder.build(payload, origin, source_updated_at=updated))
-                yield chunk
+                    updated.append(parse_updated_at(payload[source.updated_at] if upd_zoned else row[upd_index]))
+                yield builder.text_chunk(payloads, [origin] * len(payloads), updated)

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import chain, repeat
 from datetime import date, datetime, time
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -61,6 +63,62 @@ class Record:
         return hashlib.md5(self.payload_utf8).hexdigest()
 
 
+@dataclass(slots=True)
+class Chunk:
+    """A chunk of records by column: what the stager writes (one COPY row per position) and the identifier rules
+    read (pipelines.population.validate.check_records), with no object per record.
+
+    Built straight from a chunk of payloads of text by :meth:`RecordBuilder.text_chunk` (each step one C-level pass
+    over the chunk: the sorted encoder, ``md5``, the plain test, the fields by ``dict.get``), or from records by
+    :meth:`of_records`; the two give the same columns for the same rows (a property test compares them)."""
+
+    keys: list[str | None]                 # source_key
+    updated: list[datetime | None]         # source_updated_at
+    origins: list[str]
+    values: list[list[str | None]]         # per canonical field, in RAW_FIELD_NAMES order
+    payloads: list[bytes]                  # canonical JSON, UTF-8
+    hashes: list[str]                      # md5 hex of the payload (row_hash)
+    parse_errors: list[str | None]
+    plains: list[bool | None]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def column(self, name: str) -> list[str | None]:
+        """The values of canonical field ``name``."""
+        return self.values[_INDEX[name]]
+
+    @classmethod
+    def of_records(cls, records: Sequence[Record]) -> Chunk:
+        """The columns of ``records``, in their order."""
+        return cls(
+            [r.source_key for r in records],
+            [r.source_updated_at for r in records],
+            [r.origin for r in records],
+            [list(column) for column in zip(*(r.values for r in records))] if records
+            else [[] for _ in RAW_FIELD_NAMES],
+            [r.payload_utf8 for r in records],
+            [r.row_hash for r in records],
+            [r.parse_error for r in records],
+            [r.plain for r in records],
+        )
+
+    @classmethod
+    def concat(cls, chunks: Sequence[Chunk]) -> Chunk:
+        """One chunk of the rows of ``chunks``, in their order."""
+        if len(chunks) == 1:
+            return chunks[0]
+
+        def joined(name: str) -> list:
+            return list(chain.from_iterable(getattr(c, name) for c in chunks))
+
+        return cls(
+            joined("keys"), joined("updated"), joined("origins"),
+            [list(chain.from_iterable(c.values[i] for c in chunks)) for i in range(len(RAW_FIELD_NAMES))],
+            joined("payloads"), joined("hashes"), joined("parse_errors"), joined("plains"),
+        )
+
+
 class MalformedFile(Exception):
     """A file that cannot be read at all; none of its rows are staged (all-or-nothing per file)."""
 
@@ -83,6 +141,8 @@ def as_text(value: Any) -> str | None:
 _ENCODE_SORTED = msgspec.json.Encoder(order="sorted").encode
 _TEXT_TYPES = frozenset((str, type(None)))
 _ABSENT = object()  # a key no payload has: ``payload.get(_ABSENT)`` is None
+_DICT_ONLY = frozenset((dict,))
+_HEXDIGEST = operator.methodcaller("hexdigest")
 
 
 def canonical_json(payload: Any) -> str:
@@ -269,6 +329,60 @@ class RecordBuilder:
         return Record(as_text(get(source.key)), source_updated_at, origin, payload, values, payload_utf8, parse_error,
                       plain)
 
+    def text_chunk(
+        self,
+        payloads: list[dict[str, Any]],
+        origins: list[str],
+        updated: list[datetime | None] | None = None,
+        fallback_updated_at: datetime | None = None,
+    ) -> Chunk:
+        """The chunk of the records :meth:`build` makes of ``payloads`` (with their ``origins``, and their update
+        times ``updated`` when the caller has them typed), built column by column.
+
+        The fast way is for what nearly every chunk is — every payload a dict whose keys and values are text (or
+        None), none holding a NUL: each column is one C-level pass over the chunk (the sorted encoder, ``md5``, the
+        plain test, each field by ``dict.get``), where building a record at a time cost about twice as much in
+        Python (BENCHMARKS.md row 118). Any other chunk (a number in an API's payload, a NUL, an unpaired surrogate,
+        a key that is not text) is built record by record, by :meth:`build`, which knows those cases."""
+        n = len(payloads)
+        fast = (
+            _DICT_ONLY.issuperset(map(type, payloads))
+            and _TEXT_TYPES.issuperset(map(type, chain.from_iterable(map(dict.values, payloads))))
+        )
+        utf8: list[bytes] = []
+        if fast:
+            try:
+                utf8 = list(map(_ENCODE_SORTED, payloads))
+            except (TypeError, ValueError, msgspec.EncodeError):  # (an unpaired surrogate: build() flags it)
+                fast = False
+        if not fast or b"\\u0000" in b"".join(utf8):  # (a NUL: build() scrubs and flags it)
+            if updated is None:
+                updated = [None] * n
+            return Chunk.of_records([self.build(p, o, fallback_updated_at, u)
+                                     for p, o, u in zip(payloads, origins, updated)])
+        source = self.source
+        if updated is None:
+            updated = [parse_updated_at(v) or fallback_updated_at
+                       for v in map(dict.get, payloads, repeat(source.updated_at))]
+        elif None in updated:  # (build() parses the payload's update time where none is given)
+            updated = [u if u is not None else parse_updated_at(p.get(source.updated_at)) or fallback_updated_at
+                       for p, u in zip(payloads, updated)]
+        nothing = [None] * n
+        values = [nothing if key is _ABSENT else list(map(dict.get, payloads, repeat(key))) for key in self._keys]
+        if self._id_type_const is not None:
+            values[0] = [self._id_type_const] * n
+        return Chunk(
+            list(map(dict.get, payloads, repeat(source.key))),
+            updated,
+            origins,
+            values,
+            utf8,
+            list(map(_HEXDIGEST, map(hashlib.md5, utf8))),
+            nothing,
+            list(map(operator.eq, map(len, map(bytes.translate, utf8, repeat(None), repeat(_NOT_PLAIN))),
+                     map(len, utf8))),
+        )
+
     def malformed(self, raw: Any, origin: str, error: str, fallback_updated_at: datetime | None) -> Record:
         """A row that could not be split into the source's fields: kept raw as ``{"_raw": raw}`` with its error."""
         payload = {"_raw": _scrub(raw)}
@@ -292,29 +406,7 @@ def malformed_record(source: Source, raw: Any, origin: str, error: str, fallback
     return RecordBuilder(source).malformed(raw, origin, error, fallback_updated_at)
 
 
-def copy_row(record: Record, run_id: int, source: Source, seq: int, checks: tuple = (),
-             *extra: Any) -> tuple[Any, ...]:
-    """The tuple written by COPY, in the order of :data:`COPY_COLUMNS`, then ``checks`` (the staged row's checks,
-    pipelines.population.validate.CHECK_COLUMNS), then ``extra`` (the stager's ``key_repeated``), built as one
-    tuple."""
-    return (
-        run_id,
-        source.id,
-        seq,
-        source.department,
-        record.source_key,
-        record.source_updated_at,
-        record.row_hash,
-        record.origin,
-        *record.values,
-        record.payload_utf8,
-        record.parse_error,
-        record.plain,
-        *checks,
-        *extra,
-    )
-
-
+# the columns of a staged row a source gives, in the order the stager writes them (then the checks, then key_repeated)
 COPY_COLUMNS: list[str] = [
     "run_id",
     "source_id",

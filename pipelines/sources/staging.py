@@ -31,6 +31,7 @@ import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -50,10 +51,10 @@ from pipelines.sources.records import (
     EMPTY_FILE,
     MALFORMED_FILE,
     SHANGHAI,
+    Chunk,
     EmptyFile,
     MalformedFile,
     Record,
-    copy_row,
 )
 from pipelines.warehouse import transaction
 
@@ -161,24 +162,38 @@ class _Stager:
         self.types = _copy_types(conn)
         self.keys: set[str | None] | _EveryKey = set()  # the record keys staged so far (_EVERY_KEY once full)
 
-    def copy(self, chunks: Iterable[list[Record]]) -> int:
-        """Stage every chunk; return the rows staged. On an error ``seq`` is left where it was."""
+    def copy(self, chunks: Iterable[Chunk | list[Record]]) -> int:
+        """Stage every chunk (a :class:`Chunk`, or a list of records); return the rows staged. On an error ``seq``
+        is left where it was.
+
+        A chunk's rows are zipped from its columns and its checks' (no tuple built per row in Python: with the
+        record objects, BENCHMARKS.md row 118); only the key's repetition is decided row by row."""
         seq = self.seq
         with self.conn.cursor() as cur:
             cur.adapters.register_dumper(None, _JsonbText)  # (by oid only, this cursor only)
             for chunk in chunks:  # the reader may raise here (malformed file): the caller rolls back
+                if not isinstance(chunk, Chunk):
+                    chunk = Chunk.of_records(chunk)
+                n = len(chunk)
                 checks = check_records(chunk, self.as_of)
+                if len(self.keys) >= KEYS_TRACKED:
+                    self.keys = _EVERY_KEY
+                keys = self.keys
+                repeated = []
+                flag, remember = repeated.append, keys.add
+                for key in chunk.keys:
+                    flag(key in keys or not (
+                        key is not None and key.isascii() and key.isprintable() and " " not in key))
+                    remember(key)
                 with cur.copy(_COPY) as cp:
                     cp.set_types(self.types)
-                    if len(self.keys) >= KEYS_TRACKED:
-                        self.keys = _EVERY_KEY
-                    write, run_id, source, keys = cp.write_row, self.run_id, self.source, self.keys
-                    for record, checked in zip(chunk, checks):
-                        seq += 1
-                        key = record.source_key
-                        write(copy_row(record, run_id, source, seq, checked, key in keys or not (
-                            key is not None and key.isascii() and key.isprintable() and " " not in key)))
-                        keys.add(key)
+                    write = cp.write_row
+                    for row in zip(repeat(self.run_id, n), repeat(self.source.id, n), range(seq + 1, seq + n + 1),
+                                   repeat(self.source.department, n), chunk.keys, chunk.updated, chunk.hashes,
+                                   chunk.origins, *chunk.values, chunk.payloads, chunk.parse_errors, chunk.plains,
+                                   *checks, repeated):
+                        write(row)
+                seq += n
                 self.chunks += 1
                 if self.chunks % _COLLECT_EVERY == 0:
                     gc.collect()

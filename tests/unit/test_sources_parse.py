@@ -13,9 +13,19 @@ import pytest
 
 from pipelines.registry import source
 from pipelines.sources.api import SourceApiError, read_api
-from pipelines.sources.files import DropFile, cell_text, discover_files, read_csv, read_xlsx, read_xml
+from pipelines.sources.files import (
+    DropFile,
+    cell_text,
+    discover_files,
+    read_csv,
+    read_drop_chunks,
+    read_xlsx,
+    read_xml,
+)
 from pipelines.sources.records import (
+    Chunk,
     EmptyFile,
+    RecordBuilder,
     MalformedFile,
     build_record,
     canonical_json,
@@ -130,6 +140,76 @@ def test_text_payloads_and_other_payloads_give_the_same_fields():
             assert r.values == expected, sid
             assert r.payload_json == json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
             assert r.source_key == "K1"
+
+
+def test_a_chunk_built_by_column_is_the_chunk_of_its_records():
+    """RecordBuilder.text_chunk (the columnar path every 前置库, CSV and XML chunk takes) gives, column by column,
+    what building each record and taking its fields gives: random chunks of text payloads with missing fields,
+    None, spaces and full-width characters (plain or not), with and without given update times (some None: parsed
+    from the payload as build() does), a registry id_type default; and chunks that must go record by record — a
+    number, a NUL, an unpaired surrogate, a key that is not text — give the same columns too."""
+    import random
+
+    rng = random.Random(20261206)
+    alphabet = list("0123456789AXZ张三欧阳 \u3000\uff21\t\"\\") + ["2026-01-02 08:00:00"]
+    fallback = datetime(2026, 1, 2, tzinfo=SH)
+
+    def text():
+        return "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 6)))
+
+    def columns(chunk):
+        return (chunk.keys, chunk.updated, chunk.origins, chunk.values, chunk.payloads, chunk.hashes,
+                chunk.parse_errors, chunk.plains)
+
+    for sid in ("psb_hukou", "psb_residence_permit", "civil_marriage", "health_vital_events"):
+        s = source(sid)
+        builder = RecordBuilder(s)
+        names = [*s.fields.values(), s.key, s.updated_at, "OTHER"]
+        for trial in range(40):
+            payloads = [{name: (None if rng.random() < 0.2 else text()) for name in names if rng.random() < 0.9}
+                        for _ in range(rng.randint(0, 30))]
+            for p in payloads:
+                if rng.random() < 0.3:
+                    p[s.updated_at] = rng.choice(["2026-01-02T08:00:00+08:00", "20260102", "garbage", ""])
+            if trial % 10 == 1 and payloads:
+                payloads[-1]["OTHER"] = 7  # a number: record by record
+            if trial % 10 == 2 and payloads:
+                payloads[0]["OTHER"] = "a\x00b"  # a NUL
+            if trial % 10 == 3 and payloads:
+                payloads[0]["OTHER"] = "\ud800"  # an unpaired surrogate
+            if trial % 10 == 4 and payloads:
+                payloads[0] = {1: "x"}  # a key that is not text
+            origins = [f"o:{i}" for i in range(len(payloads))]
+            given = None if trial % 2 else [None if rng.random() < 0.3 else fallback + timedelta(hours=i)
+                                           for i in range(len(payloads))]
+            chunk = builder.text_chunk(payloads, origins, given, fallback)
+            records = [builder.build(p, o, fallback, None if given is None else given[i])
+                       for i, (p, o) in enumerate(zip(payloads, origins))]
+            assert columns(chunk) == columns(Chunk.of_records(records)), (sid, trial)
+    flagged = builder.text_chunk([{"a": "x\x00"}], ["o"], None, fallback)
+    assert flagged.parse_errors[0].startswith("NUL character") and flagged.plains == [None]
+
+
+def test_file_chunks_are_the_files_records_in_order(tmp_path):
+    """A CSV or XML file is staged in chunks whose well-formed runs are built by column, joined with the malformed
+    rows' records in the file's order: the same columns as its records read one by one, whatever the chunk size."""
+    csv_drop = drop(tmp_path, "psb/residence_permit/2026-01-02/a.csv", GBK_CSV.encode("gbk"))
+    xml = ("<records>" + "".join(
+        f"<record><djbh>JH{i}</djbh><sfzh>3101011990010112{i:02d}</sfzh><xm>名{i}</xm><gxsj>2026-01-02T0{i % 10}:00:00"
+        f"</gxsj></record>" + ("<record><xm>a</xm><xm>b</xm></record>" if i % 4 == 1 else "") for i in range(12))
+        + "</records>")
+    xml_drop = drop(tmp_path, "civil_affairs/marriage/2026-01-02/a.xml", xml.encode())
+    for s, d, reader in ((source("psb_residence_permit"), csv_drop, read_csv),
+                         (source("civil_marriage"), xml_drop, read_xml)):
+        whole = Chunk.of_records(list(reader(s, d)))
+        assert any(whole.parse_errors) and not all(whole.parse_errors)
+        for size in (1, 2, 3, 5, 100):
+            chunks = list(read_drop_chunks(s, d, size))
+            assert all(isinstance(c, Chunk) and 0 < len(c) <= size for c in chunks)
+            joined = Chunk.concat(chunks)
+            assert (joined.keys, joined.origins, joined.values, joined.payloads, joined.hashes, joined.parse_errors,
+                    joined.updated, joined.plains) == (whole.keys, whole.origins, whole.values, whole.payloads,
+                                                       whole.hashes, whole.parse_errors, whole.updated, whole.plains)
 
 
 def test_nul_characters_are_flagged_not_silently_dropped():
