@@ -15,6 +15,7 @@ payload).
 
 from __future__ import annotations
 
+import operator
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -48,11 +49,24 @@ CHECK_COLUMNS = [
 ]
 
 
+_TEXT_OR_NONE = frozenset((str, type(None)))
+
+
 def _blank(values: pd.Series) -> np.ndarray:
-    """True where a value is missing or only whitespace (a str method per value: the column's values are mostly
-    distinct keys and names, for which pandas' string accessor costs several times more)."""
+    """True where a value is missing or only whitespace.
+
+    A column of text or None (what a chunk of records holds) is tested by C-level passes: missing or empty by
+    ``not``, then ``str.isspace`` over the other values (a text is blank when it is empty or ``isspace()`` —
+    ``strip()`` removes exactly the characters ``isspace`` tests); about a fifth of the chunk's identifier rules
+    went into a Python expression per value. Anything else (NaN, numbers) goes value by value."""
+    items = values.to_numpy(dtype=object)
+    if _TEXT_OR_NONE.issuperset(map(type, items)):
+        blank = np.fromiter(map(operator.not_, items), dtype=bool, count=len(items))
+        blank[~blank] = np.fromiter(map(str.isspace, filter(None, items)), dtype=bool,
+                                    count=len(items) - int(blank.sum()))
+        return blank
     return np.fromiter((v is None or v != v or (v.strip() == "" if type(v) is str else str(v).strip() == "")
-                        for v in values.to_numpy(dtype=object)), dtype=bool, count=len(values))
+                        for v in items), dtype=bool, count=len(items))
 
 
 def _dates(values) -> np.ndarray:

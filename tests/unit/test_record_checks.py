@@ -36,3 +36,24 @@ def test_a_malformed_row_has_that_reason_only_and_no_trusted_values():
     out = check_chunk(chunk({"parse_error": "11 fields, 10 expected", "name": None, "source_key": None}), AS_OF)
     assert out["reasons"] == [["MALFORMED_ROW"]]
     assert out["checked_id_number"] == [None] and out["checked_birth_date"] == [None]
+
+
+def test_blank_keys_and_names_are_the_whitespace_only_or_missing_ones():
+    """A key or name is missing when it is None, empty or whitespace only (what ``str.strip`` removes: tabs, line
+    breaks, the ideographic space, no-break spaces…): the C-level test of a text column gives what stripping each
+    value gives, and a column holding other values (NaN) is read value by value."""
+    import random
+
+    from pipelines.population.validate import _blank
+
+    rng = random.Random(20261206)
+    alphabet = [" ", "\t", "\n", "\u3000", "\u00a0", "\u2028", "\x1c", "\u200b", "a", "张", ""]
+    for _ in range(500):
+        values = [None if rng.random() < 0.1 else "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 3)))
+                  for _ in range(rng.randint(0, 40))]
+        expected = [v is None or v.strip() == "" for v in values]
+        assert _blank(pd.Series(values, dtype=object)).tolist() == expected
+    assert _blank(pd.Series(["K1", float("nan"), " ", None, 7], dtype=object)).tolist() == [False, True, True, True,
+                                                                                           False]
+    out = check_chunk(chunk({"source_key": "\u3000", "name": "\t"}, {"seq": 2}), AS_OF)
+    assert out["reasons"] == [["NAME_MISSING", "KEY_MISSING"], []]  # (in the order of reasons.py)
