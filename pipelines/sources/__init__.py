@@ -1,8 +1,9 @@
 """Source adapters (前置库 table, file drop, HTTP API) and the staging loader.
 
 ``stage_source(source_id, run_id, interval_start, interval_end)`` is what a DAG task calls; the readers
-(``read_frontdb``, ``read_drop``/``discover_files``, ``read_api``) yield :class:`Record` objects in chunks and can be
-used on their own. Edge behaviour (windows, late files, malformed input) is described in ``staging.py``.
+(``read_frontdb``, ``read_drop``/``discover_files``, ``read_api``) yield :class:`Record` objects (``read_frontdb`` and
+``read_drop_chunks`` chunks of them by column, :class:`pipelines.sources.records.Chunk`) and can be used on their
+own. Edge behaviour (windows, late files, malformed input) is described in ``staging.py``.
 
 The API reader (``read_api``, ``SourceApiError``: httpx and tenacity, about a quarter of a second of a task process's
 start-up) is imported when first named, so that the extract tasks of the other kinds of source never load it.
