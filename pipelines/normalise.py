@@ -113,6 +113,59 @@ def parse_dates(s: pd.Series) -> tuple[pd.Series, pd.Series]:
 
 
 def _parse_distinct(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """The dates of distinct values: those spelled exactly ``YYYY-MM-DD`` or ``YYYYMMDD`` in ASCII digits — what
+    nearly every source sends — read by :func:`_iso_dates` (numpy over their bytes: about 1 ms for 25k values, where
+    pandas' string methods and parser took 15–20 ms; a 前置库 chunk of 50k rows holds two date columns of ~25k
+    distinct values each), the others by :func:`_parse_general`. The same dates and bad flags as :func:`_parse_general` alone
+    (a test compares them)."""
+    iso, days = _iso_dates(s.to_numpy(dtype=object))
+    if iso.all():
+        return days.astype("datetime64[ns]"), np.zeros(len(s), dtype=bool)
+    values = np.full(len(s), np.datetime64("NaT", "ns"), dtype="datetime64[ns]")
+    bad = np.zeros(len(s), dtype=bool)
+    values[iso] = days[iso]
+    rest = ~iso
+    values[rest], bad[rest] = _parse_general(s[rest].reset_index(drop=True))
+    return values, bad
+
+
+# the two spellings read from their bytes: length, the places of the year's, month's and day's digits, of the dashes
+_BYTE_DATES = ((10, (0, 1, 2, 3), (5, 6), (8, 9), (4, 7)),  # YYYY-MM-DD
+               (8, (0, 1, 2, 3), (4, 5), (6, 7), ()))       # YYYYMMDD
+
+
+def _iso_dates(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(which, days): which values (text) are exactly ``YYYY-MM-DD`` or ``YYYYMMDD`` in ASCII digits naming a real
+    date with a year in range, and their dates (datetime64[D], NaT elsewhere) — read from the values' bytes, a row
+    of a byte matrix each."""
+    n = len(values)
+    which = np.zeros(n, dtype=bool)
+    days = np.full(n, np.datetime64("NaT"), dtype="datetime64[D]")
+    if n == 0:
+        return which, days
+    lengths = np.fromiter(map(len, values), dtype=np.int64, count=n)
+    for width, y, m, d, dashes in _BYTE_DATES:
+        at = np.flatnonzero(lengths == width)
+        if not len(at):
+            continue
+        at = at[np.fromiter(map(str.isascii, values[at]), dtype=bool, count=len(at))]
+        if not len(at):
+            continue
+        b = np.frombuffer("".join(values[at]).encode("ascii"), dtype=np.uint8).reshape(-1, width).astype(np.int64)
+        b -= 48  # (the digits 0-9; anything else outside)
+        digits = b[:, [*y, *m, *d]]
+        year = b[:, y[0]] * 1000 + b[:, y[1]] * 100 + b[:, y[2]] * 10 + b[:, y[3]]
+        month, day = b[:, m[0]] * 10 + b[:, m[1]], b[:, d[0]] * 10 + b[:, d[1]]
+        ok = (((digits >= 0) & (digits <= 9)).all(axis=1) & valid_ymd(year, month, day)
+              & (year >= _MIN_YEAR) & (year <= _MAX_YEAR))
+        for place in dashes:
+            ok &= b[:, place] == ord("-") - 48
+        which[at] = ok
+        days[at] = ymd_to_datetime64(year, month, day, ok)
+    return which, days
+
+
+def _parse_general(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Fast path first: the values pandas' C parser reads as exactly ``YYYY-M-D`` or (eight digits) ``YYYYMMDD``
     — nearly every value a source sends — with a year in range give the same date the patterns would; the rest go
     through the patterns."""

@@ -135,3 +135,45 @@ def test_normalise_sex_keeps_index_and_many_rows() -> None:
     expected = s.map({"男": "1", "女": "2", "F": "2"})
     assert (codes.fillna("-") == expected.fillna("-")).all()
     assert not bad.any()
+
+
+def test_dates_read_from_their_bytes_are_the_dates_the_parser_gives():
+    """The distinct values spelled exactly YYYY-MM-DD or YYYYMMDD in ASCII digits are read from their bytes (numpy),
+    the others by the general path: over random values of every spelling — padded and unpadded, with times, with
+    slashes, full-width or Arabic-Indic digits, impossible days and months, years out of range, signs, blanks — the
+    same dates and bad flags as the general path alone, for object and string columns."""
+    import random
+
+    from pipelines.normalise import _parse_distinct, _parse_general
+
+    rng = random.Random(20261206)
+
+    def value():
+        r = rng.random()
+        y, m, d = rng.randint(1600, 2300), rng.randint(0, 13), rng.randint(0, 32)
+        if r < 0.4:
+            return f"{y:04d}-{m:02d}-{d:02d}"
+        if r < 0.5:
+            return f"{y}-{m}-{d}"
+        if r < 0.7:
+            return f"{y:04d}{m:02d}{d:02d}"
+        if r < 0.75:
+            return f"{y:04d}/{m:02d}/{d:02d}"
+        if r < 0.8:
+            return rng.choice(["２０２６-01-02", "２０２６０１０２", "2026０102"])
+        if r < 0.85:
+            return f"{y:04d}-{m:02d}-{d:02d} 08:00:00"
+        if r < 0.9:
+            return "".join(rng.choice("0123456789-+ /x٣") for _ in range(rng.choice([8, 10])))
+        return rng.choice(["", " ", "garbage", "2026年1月2日", "0000-01-01", "00000101", "2026-1-02", "+026-01-02",
+                           "+0260102", "2026-01-0 ", "2026_01_02", "2026010 ", "-2026010"])
+
+    for _ in range(300):
+        values = list(dict.fromkeys(value() for _ in range(rng.randint(0, 60))))
+        for s in (pd.Series(values, dtype=object), pd.Series(values)):
+            fast, general = _parse_distinct(s), _parse_general(s)
+            assert fast[0].astype("int64").tolist() == general[0].astype("int64").tolist(), values
+            assert np.array_equal(fast[1], general[1]), values
+    dates, bad = parse_dates(pd.Series(["19841024", "1984-10-24", None, "1984-02-30", "19840230"]))
+    assert dates.dt.strftime("%Y-%m-%d").tolist()[:2] == ["1984-10-24", "1984-10-24"]
+    assert bad.tolist() == [False, False, False, True, True]
