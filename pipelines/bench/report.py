@@ -413,6 +413,19 @@ def markdown(results: list[BaseResult], info: dict[str, Any], when: str, command
                      f"({main.maintenance_seconds:,.1f} s at N, not counted in either), standing in for the "
                      "autovacuum that runs between two nightly runs.")
 
+    wal = main.wal or {}
+    if "segments" in wal:
+        made = (f"{wal['made']} made before the full load in {wal['seconds']:,.1f} s, not counted"
+                if wal["made"] else "none had to be made")
+        lines.append(
+            f"- WAL: the server held {wal['segments']} segments ({wal['bytes'] / 2**30:,.1f} GiB) ahead of the one "
+            f"being written before the full load ({made}): the segments a server keeps for reuse after its checkpoints "
+            "(min_wal_size) and a server that ran the night before holds, where a new cluster would write each new "
+            "segment whole with zeros and sync it before its first record (`runner.reserve_wal`, docs/scaling.md).")
+    if "full_load_bytes" in wal:
+        lines.append(f"- WAL written: full load {wal['full_load_bytes'] / 2**20:,.0f} MiB, increment "
+                     f"{wal['increment_bytes'] / 2**20:,.0f} MiB (at N).")
+
     lines += ["", "## Targets", "", "| target | limit | measured | verdict |", "|---|---:|---:|---|"]
     for t in targets(main, second):
         lines.append(f"| {t.name} | {t.limit} | {t.measured} | **{t.verdict}** |")

@@ -151,6 +151,37 @@ def test_benchmarks_md_written_with_machine_tables_targets_and_kept_section(benc
     assert "# old" not in text
 
 
+def test_wal_made_ahead_and_written_reported(bench_run):
+    from pipelines.bench.runner import WAL_PER_PERSON
+
+    main, second = bench_run["data"]["results"]
+    for base in (main, second):
+        wal = base["wal"]
+        # the segments the full load will use were there before it (made here where they were not), no more
+        # than its expected WAL or min_wal_size asks for
+        segment = wal["bytes"] // wal["segments"]
+        assert wal["segments"] >= -(-min(WAL_PER_PERSON * base["persons"], wal["min_bytes"]) // segment)
+        assert wal["made"] >= 0 and wal["seconds"] >= 0
+        assert wal["full_load_bytes"] > wal["increment_bytes"] > 0
+    text = bench_run["out"].read_text(encoding="utf-8")
+    line = next(l for l in text.splitlines() if l.startswith("- WAL: the server held "))
+    assert "min_wal_size" in line
+    assert re.search(r"^- WAL written: full load [\d,]+ MiB, increment [\d,]+ MiB", text, re.M)
+
+
+def test_reserve_wal_makes_missing_segments_only(warehouse_db):
+    from pipelines.bench.runner import _WAL_AHEAD, reserve_wal
+
+    with connect(warehouse_db) as conn:
+        keep, segment, ahead = conn.execute(_WAL_AHEAD).fetchone()
+    want = min(ahead + 2, keep // segment)  # two more than the server holds (within min_wal_size)
+    made = reserve_wal(warehouse_db, want * segment)
+    assert made["made"] == want - ahead and made["segments"] >= want
+    again = reserve_wal(warehouse_db, want * segment)
+    assert again["made"] == 0 and again["segments"] >= want
+    assert reserve_wal(warehouse_db, 0)["made"] == 0
+
+
 def test_databases_and_files_removed(bench_run):
     with connect(bench_run["url"]) as conn:
         left = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s",
