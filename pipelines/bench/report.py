@@ -23,8 +23,8 @@ from pipelines.warehouse import connect
 KEEP_BEGIN = "<!-- BEGIN hand-written: kept as is when `python -m pipelines bench` rewrites this file -->"
 KEEP_END = "<!-- END hand-written -->"
 
-PG_SETTINGS = ("shared_buffers", "work_mem", "maintenance_work_mem", "max_wal_size", "wal_writer_delay",
-               "synchronous_commit", "fsync", "max_parallel_workers_per_gather", "jit")
+PG_SETTINGS = ("shared_buffers", "work_mem", "maintenance_work_mem", "max_wal_size", "min_wal_size",
+               "wal_writer_delay", "synchronous_commit", "fsync", "max_parallel_workers_per_gather", "jit")
 
 
 def cpu_model() -> str:
@@ -337,7 +337,8 @@ def markdown(results: list[BaseResult], info: dict[str, Any], when: str, command
         f"{', '.join(map(str, info['load_average']))} (other work shares this machine)",
         f"- PostgreSQL {info['postgresql']} on the same machine: shared_buffers {s['shared_buffers']}, work_mem "
         f"{s['work_mem']} (reconciliation: 256MB), maintenance_work_mem {s['maintenance_work_mem']}, max_wal_size "
-        f"{s['max_wal_size']}, wal_writer_delay {s.get('wal_writer_delay', '?')}, "
+        f"{s['max_wal_size']}, min_wal_size {s.get('min_wal_size', '?')}, "
+        f"wal_writer_delay {s.get('wal_writer_delay', '?')}, "
         f"synchronous_commit {s['synchronous_commit']}, fsync {s['fsync']}, "
         f"max_parallel_workers_per_gather {s['max_parallel_workers_per_gather']}, jit {s['jit']}",
         *_speed_line(info),

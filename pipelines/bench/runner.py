@@ -566,7 +566,8 @@ def reserve_wal(url: URL, need: int) -> dict[str, Any] | None:
     10.4 s into new segments and 5.1-5.2 s into recycled ones (docs/scaling.md), so the first benchmark after
     ``make setup`` measured the cluster's age as much as the pipeline. The segments are made here by WAL switches
     after a record each (through the segments held first, which a switch reuses), and the CHECKPOINT after them
-    recycles them all ahead of the current one (up to min_wal_size, scripts/pg.sh). None where the role may not list or switch the WAL (a server of its own, not a superuser)."""
+    recycles them all ahead of the current one (up to min_wal_size, scripts/pg.sh). None where the role may not list
+    or switch the WAL (a server of its own, not a superuser)."""
     import psycopg
 
     with connect(url, autocommit=True) as conn:
