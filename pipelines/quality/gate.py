@@ -244,6 +244,23 @@ def scope_view_name(suite: Suite, run_id: int) -> str:
     return f"gate_{suite.schema_name}_{suite.table_name}_r{int(run_id)}"
 
 
+def drop_stale_scope_views(conn) -> list[str]:
+    """Drop the scope views a gate left behind when it was killed (its ``finally`` never ran): those of runs that
+    are no longer running (or no longer exist). Left in place, a ``SELECT *`` view depends on every column of its
+    table, and a migration altering or dropping one of them would fail on it. A running run's views may be a
+    concurrent gate's (another reports folder) and are kept; its own gate replaces them anyway. Returns the views
+    dropped."""
+    stale = [name for (name,) in conn.execute(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "LEFT JOIN audit.run r ON r.run_id = substring(c.relname FROM '_r([0-9]+)$')::bigint "
+        "WHERE n.nspname = %s AND c.relkind = 'v' AND c.relname ~ '^gate_.+_r[0-9]+$' "
+        "AND r.status IS DISTINCT FROM 'running'", (SCOPE_VIEW_SCHEMA,)).fetchall()]
+    for name in stale:
+        conn.execute(sql.SQL("DROP VIEW IF EXISTS {}").format(sql.Identifier(SCOPE_VIEW_SCHEMA, name)))
+        log.warning("dropped the scope view %s.%s a killed gate left behind", SCOPE_VIEW_SCHEMA, name)
+    return stale
+
+
 @contextlib.contextmanager
 def _scope_views(run_id: int, suites: list[Suite], url: URL):
     """suite name -> view (in :data:`SCOPE_VIEW_SCHEMA`) of the rows the run wrote in the suite's table, for the
@@ -259,6 +276,7 @@ def _scope_views(run_id: int, suites: list[Suite], url: URL):
         return
     by_name = {s.name: s for s in suites}
     with connect(url, autocommit=True) as conn:
+        drop_stale_scope_views(conn)
         for name, view in views.items():
             suite = by_name[name]
             conn.execute(sql.SQL("CREATE OR REPLACE VIEW {} AS SELECT * FROM {} WHERE {} = {}").format(

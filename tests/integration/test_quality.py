@@ -408,6 +408,30 @@ def test_increment_validates_the_rows_it_wrote_and_a_table_check_validates_all(c
         assert conn.execute("SELECT viewname FROM pg_views WHERE schemaname = 'quality'").fetchall() == []
 
 
+def test_scope_views_a_killed_gate_left_are_dropped_by_the_next_gate(clean_warehouse, tmp_path):
+    """A gate killed mid-run leaves its views of the run's rows (its ``finally`` never ran); a ``SELECT *`` view
+    would block a migration altering its table's columns. The next gate drops those of runs no longer running (or
+    gone) and keeps a running run's, which may be a concurrent gate's."""
+    from pipelines.runs import close_run
+
+    url = clean_warehouse
+    done, running, gate_run = (open_population_run(url, DAY.replace(day=d)) for d in (8, 9, 10))
+    close_run(done, "success", url=url)
+    insert_persons(url, gate_run, [person(30)])
+    left = {f"gate_population_person_r{done}", f"gate_population_person_xref_r{done}",
+            f"gate_population_person_r{running}", "gate_population_person_r999999"}
+    with connect(url) as conn:
+        for view in left:
+            table = "person_xref" if "xref" in view else "person"
+            conn.execute(f"CREATE VIEW quality.{view} AS SELECT * FROM population.{table}")
+    result = run_gate(gate_run, url=url, reports_dir=tmp_path, build_docs=False, scope="run")
+    assert [s.scope for s in result.suites] == ["run", "run"]
+    with connect(url) as conn:
+        kept = {v for (v,) in conn.execute("SELECT viewname FROM pg_views WHERE schemaname = 'quality'")}
+        assert kept == {f"gate_population_person_r{running}"}
+        conn.execute(f"DROP VIEW quality.gate_population_person_r{running}")
+
+
 def test_suite_pages_are_rendered_again_only_when_a_suite_or_a_page_changed(clean_warehouse, tmp_path):
     """Data Docs: each gate renders its validation pages and the index; a suite's page only when the suites it was
     rendered from changed (the digest in data_docs/.suite-pages), or when the page is missing."""
