@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 from zoneinfo import ZoneInfo
 
+import psycopg
 from psycopg import sql
 from sqlalchemy import URL
 
@@ -568,8 +569,6 @@ def reserve_wal(url: URL, need: int) -> dict[str, Any] | None:
     after a record each (through the segments held first, which a switch reuses), and the CHECKPOINT after them
     recycles them all ahead of the current one (up to min_wal_size, scripts/pg.sh). None where the role may not list
     or switch the WAL (a server of its own, not a superuser)."""
-    import psycopg
-
     with connect(url, autocommit=True) as conn:
         try:
             keep, segment, ahead = conn.execute(_WAL_AHEAD).fetchone()
