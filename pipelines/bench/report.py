@@ -423,6 +423,16 @@ def markdown(results: list[BaseResult], info: dict[str, Any], when: str, command
             f"being written before the full load ({made}): the segments a server keeps for reuse after its checkpoints "
             "(min_wal_size) and a server that ran the night before holds, where a new cluster would write each new "
             "segment whole with zeros and sync it before its first record (`runner.reserve_wal`, docs/scaling.md).")
+    buffers = main.buffers or {}
+    if "pages" in buffers:
+        filled = (f"{buffers['filled_bytes'] / 2**30:,.1f} GiB of them used before the full load in "
+                  f"{buffers['seconds']:,.1f} s, not counted" if buffers["filled"]
+                  else "used by an earlier load since the server started")
+        lines.append(
+            f"- Shared buffers: {buffers['bytes'] / 2**30:,.1f} GiB of the server's "
+            f"{buffers['shared_buffers_bytes'] / 2**30:,.1f} GiB had been used before the full load ({filled}), as "
+            "the buffers of a server that ran the night before have been, where a server just started gives each "
+            "buffer's memory on its first touch, zeroed by the kernel (`runner.fill_buffers`, docs/scaling.md).")
     if "full_load_bytes" in wal:
         lines.append(f"- WAL written: full load {wal['full_load_bytes'] / 2**20:,.0f} MiB, increment "
                      f"{wal['increment_bytes'] / 2**20:,.0f} MiB (at N).")

@@ -6,6 +6,7 @@ benchmark's own databases, landing folder, API and reports passed explicitly, so
 from __future__ import annotations
 
 import importlib.util
+import json
 import multiprocessing
 import shutil
 import time
@@ -157,6 +158,7 @@ class BaseResult:
     maintenance_seconds: float | None = None
     databases: dict[str, str] = field(default_factory=dict)
     wal: dict[str, Any] | None = None  # reserve_wal's figures, and the WAL bytes each run wrote
+    buffers: dict[str, Any] | None = None  # fill_buffers' figures
 
     @property
     def increment_share(self) -> float | None:
@@ -174,6 +176,7 @@ class BaseResult:
             "increment": self.increment.as_dict() if self.increment else None,
             "copy": self.copy.as_dict() if self.copy else None,
             "maintenance_seconds": self.maintenance_seconds, "databases": self.databases, "wal": self.wal,
+            "buffers": self.buffers,
         }
 
 
@@ -586,6 +589,59 @@ def reserve_wal(url: URL, need: int) -> dict[str, Any] | None:
     return {"made": missing, "seconds": seconds, "segments": held, "bytes": held * segment, "min_bytes": keep}
 
 
+# Shared buffers a full load takes per resident (a 1M full load: the server's shared memory in use, /proc/meminfo
+# Shmem, grew by 4.8 GB; 2026-12-06, AMD machine): what fill_buffers fills ahead of the full load
+BUFFERS_PER_PERSON = 4_800
+BUFFERS_MARKER = ".buffers-filled.json"  # in the work directory: how far fill_buffers filled, per server start
+# fill_buffers fills at most this share of shared_buffers (the rest: catalogs and whatever the server holds)
+FILL_SHARE = 0.9
+
+
+def fill_buffers(url: URL, need: int, marker: Path) -> dict[str, Any] | None:
+    """Have the server's buffer pool used, up to ``need`` bytes (at most :data:`FILL_SHARE` of shared_buffers), once
+    after each start of the server, as the buffers of a server that has run a nightly load have been (timed,
+    reported apart, not counted in any run; ``marker`` records, per server start, how far it was filled).
+
+    The shared buffers are shared memory the kernel gives a page at a time, zeroed, on its first touch, which on
+    these virtual machines costs about a microsecond and a half of kernel time per 4 kB page, twice that where the
+    host has taken the memory back (docs/scaling.md); a server touches each once in its life. The first benchmark
+    after a server starts (the newcomer's, after ``make setup``) touched some 4.8 GB of them in its timed full load:
+    its extract's PostgreSQL CPU was 23.5 s against 17.2-18.8 s in the runs after it and 17.7 s after this fill
+    (2026-12-06, AMD machine); the COPY reference, measured last, never paid it. The buffers are used by writing
+    an unlogged table of one row a page and dropping it: a dropped table's buffers go back to the head of the free
+    list, where the load takes them first. None where the role may not create a table."""
+    with connect(url, autocommit=True) as conn:
+        block, buffers, server = conn.execute(
+            "SELECT current_setting('block_size')::int, (SELECT setting::bigint FROM pg_settings"
+            " WHERE name = 'shared_buffers'), concat_ws(' ', inet_server_addr(), inet_server_port(),"
+            " pg_postmaster_start_time())").fetchone()
+        pages = min(-(-need // block), int(buffers * FILL_SHARE))
+        try:
+            done = json.loads(marker.read_text())
+        except (OSError, ValueError):
+            done = {}
+        filled = done.get("pages", 0) if isinstance(done, dict) and done.get("server") == server else 0
+        figures = {"filled": 0, "filled_bytes": 0, "seconds": 0.0, "pages": filled, "bytes": filled * block,
+                   "shared_buffers_bytes": buffers * block}
+        if pages <= filled:
+            return figures
+        t0 = time.perf_counter()
+        try:
+            conn.execute("CREATE UNLOGGED TABLE bench_buffer_fill (v text) WITH (autovacuum_enabled = false)")
+        except psycopg.errors.InsufficientPrivilege:
+            return None
+        try:  # (a row of almost a page, kept in it uncompressed: one page each)
+            conn.execute("ALTER TABLE bench_buffer_fill ALTER COLUMN v SET STORAGE PLAIN")
+            conn.execute("INSERT INTO bench_buffer_fill SELECT repeat('x', %s) FROM generate_series(1, %s)",
+                         (block - 200, pages))
+        finally:
+            conn.execute("DROP TABLE bench_buffer_fill")
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps({"server": server, "pages": pages}))
+    return {**figures, "filled": pages - filled, "filled_bytes": (pages - filled) * block,
+            "seconds": time.perf_counter() - t0, "pages": pages, "bytes": pages * block}
+
+
 # --- one base size: simulate, full load, increment, COPY ------------------------------------------------------------
 
 
@@ -630,6 +686,10 @@ def bench_base(persons: int, role: str, *, seed: int, start: date, scale: float,
         if result.wal is not None and result.wal["made"]:
             note(f"{persons:,}: made {result.wal['made']} WAL segments ahead (min_wal_size) in "
                  f"{result.wal['seconds']:,.1f} s")
+        result.buffers = fill_buffers(url, BUFFERS_PER_PERSON * persons, paths.root.parent / BUFFERS_MARKER)
+        if result.buffers is not None and result.buffers["filled"]:
+            note(f"{persons:,}: used {result.buffers['filled_bytes'] / 2**30:,.1f} GiB of shared buffers ahead in "
+                 f"{result.buffers['seconds']:,.1f} s")
         checkpoint(url)
         lsn = wal_lsn(url)
         result.full = run_day(ctx, start, 0, f"{persons:,} full load")
@@ -637,6 +697,10 @@ def bench_base(persons: int, role: str, *, seed: int, start: date, scale: float,
         if vacuum_between:
             result.maintenance_seconds = maintenance(url)
             note(f"{persons:,}: VACUUM (ANALYZE) {result.maintenance_seconds:,.1f} s")
+        result.buffers = fill_buffers(url, BUFFERS_PER_PERSON * persons, paths.root.parent / BUFFERS_MARKER)
+        if result.buffers is not None and result.buffers["filled"]:
+            note(f"{persons:,}: used {result.buffers['filled_bytes'] / 2**30:,.1f} GiB of shared buffers ahead in "
+                 f"{result.buffers['seconds']:,.1f} s")
         checkpoint(url)
         lsn = wal_lsn(url)
         result.increment = run_day(ctx, start + timedelta(days=1), 1, f"{persons:,} increment")

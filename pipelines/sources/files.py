@@ -490,8 +490,10 @@ def _item_chunks(source: Source, drop: DropFile, items: _ItemReader, chunk_rows:
 
 
 def _text_part(builder: RecordBuilder, items: list[tuple[dict[str, str], str]], fallback: datetime) -> Chunk:
+    """A run of well-formed rows of a CSV or XML file, built at once: their payloads map text to text (the
+    header's or the elements' names to the fields' texts), as :meth:`RecordBuilder.text_chunk` is told."""
     payloads, origins = map(list, zip(*items))
-    return builder.text_chunk(payloads, origins, None, fallback)
+    return builder.text_chunk(payloads, origins, None, fallback, texts=True)
 
 
 _ITEMS: dict[str, _ItemReader] = {"csv": _csv_items, "xml": _xml_items}

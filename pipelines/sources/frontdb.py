@@ -112,4 +112,4 @@ def read_frontdb(
                     # (typed as the column holds it — a timestamptz from its ISO spelling, the same instant; a naive
                     # time is Shanghai's, by the one rule of every source)
                     updated.append(parse_updated_at(payload[source.updated_at] if upd_zoned else row[upd_index]))
-                yield builder.text_chunk(payloads, [origin] * len(payloads), updated)
+                yield builder.text_chunk(payloads, [origin] * len(payloads), updated, texts=True)

@@ -183,6 +183,44 @@ def test_reserve_wal_makes_missing_segments_only(warehouse_db):
     assert reserve_wal(warehouse_db, 0)["made"] == 0
 
 
+def test_buffers_used_ahead_once_per_server_start_and_reported(bench_run):
+    from pipelines.bench.runner import BUFFERS_PER_PERSON
+
+    main, second = bench_run["data"]["results"]
+    for base in (main, second):
+        buffers = base["buffers"]
+        # what the full load will take was used before it (here or by an earlier load since the server started)
+        block = buffers["bytes"] // buffers["pages"]
+        assert buffers["pages"] >= min(-(-BUFFERS_PER_PERSON * base["persons"] // block),
+                                       int(buffers["shared_buffers_bytes"] // block * 0.9))
+        assert buffers["filled_bytes"] == buffers["filled"] * block and buffers["seconds"] >= 0
+    # the second base size only uses what the first did not
+    assert second["buffers"]["filled"] == max(second["buffers"]["pages"] - main["buffers"]["pages"], 0)
+    text = bench_run["out"].read_text(encoding="utf-8")
+    assert re.search(r"^- Shared buffers: [\d.,]+ GiB of the server's [\d.,]+ GiB had been used before the full load",
+                     text, re.M)
+
+
+def test_fill_buffers_uses_the_buffers_once_per_server_start(warehouse_db, tmp_path):
+    from pipelines.bench.runner import fill_buffers
+
+    marker = tmp_path / "filled.json"
+    first = fill_buffers(warehouse_db, 4 * 2**20, marker)
+    assert first["filled"] == first["pages"] == 4 * 2**20 // (first["bytes"] // first["pages"])
+    assert first["filled_bytes"] == 4 * 2**20 and json.loads(marker.read_text())["pages"] == first["pages"]
+    with connect(warehouse_db) as conn:  # the scratch table is gone
+        assert conn.execute("SELECT to_regclass('bench_buffer_fill')").fetchone()[0] is None
+    again = fill_buffers(warehouse_db, 4 * 2**20, marker)
+    assert again["filled"] == 0 and again["pages"] == first["pages"]  # same server start: nothing to do
+    more = fill_buffers(warehouse_db, 6 * 2**20, marker)
+    assert more["filled"] == more["pages"] - first["pages"] > 0
+    # another server start (or a marker of another server): filled again
+    marker.write_text(json.dumps({"server": "elsewhere", "pages": 10**9}))
+    assert fill_buffers(warehouse_db, 4 * 2**20, marker)["filled"] == first["pages"]
+    marker.write_text("not json")
+    assert fill_buffers(warehouse_db, 4 * 2**20, marker)["filled"] == first["pages"]
+
+
 def test_databases_and_files_removed(bench_run):
     with connect(bench_run["url"]) as conn:
         left = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s",
