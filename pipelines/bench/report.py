@@ -319,6 +319,11 @@ def _speed_line(info: dict[str, Any]) -> list[str]:
             "speed moves with the hour, so compare two runs' figures through these"]
 
 
+def _size(n: int) -> str:
+    """Bytes in GiB (one decimal), or in MiB below a GiB."""
+    return f"{n / 2**30:,.1f} GiB" if n >= 2**30 else f"{n / 2**20:,.0f} MiB"
+
+
 def markdown(results: list[BaseResult], info: dict[str, Any], when: str, command: str, kept: str | None) -> str:
     main = next(b for b in results if b.role == "main")
     second = next((b for b in results if b.role == "second"), None)
@@ -425,12 +430,12 @@ def markdown(results: list[BaseResult], info: dict[str, Any], when: str, command
             "segment whole with zeros and sync it before its first record (`runner.reserve_wal`, docs/scaling.md).")
     buffers = main.buffers or {}
     if "pages" in buffers:
-        filled = (f"{buffers['filled_bytes'] / 2**30:,.1f} GiB of them used before the full load in "
+        filled = (f"{_size(buffers['filled_bytes'])} of them used before the full load in "
                   f"{buffers['seconds']:,.1f} s, not counted" if buffers["filled"]
                   else "used by an earlier load since the server started")
         lines.append(
-            f"- Shared buffers: {buffers['bytes'] / 2**30:,.1f} GiB of the server's "
-            f"{buffers['shared_buffers_bytes'] / 2**30:,.1f} GiB had been used before the full load ({filled}), as "
+            f"- Shared buffers: {_size(buffers['bytes'])} of the server's "
+            f"{_size(buffers['shared_buffers_bytes'])} had been used before the full load ({filled}), as "
             "the buffers of a server that ran the night before have been, where a server just started gives each "
             "buffer's memory on its first touch, zeroed by the kernel (`runner.fill_buffers`, docs/scaling.md).")
     if "full_load_bytes" in wal:

@@ -697,10 +697,6 @@ def bench_base(persons: int, role: str, *, seed: int, start: date, scale: float,
         if vacuum_between:
             result.maintenance_seconds = maintenance(url)
             note(f"{persons:,}: VACUUM (ANALYZE) {result.maintenance_seconds:,.1f} s")
-        result.buffers = fill_buffers(url, BUFFERS_PER_PERSON * persons, paths.root.parent / BUFFERS_MARKER)
-        if result.buffers is not None and result.buffers["filled"]:
-            note(f"{persons:,}: used {result.buffers['filled_bytes'] / 2**30:,.1f} GiB of shared buffers ahead in "
-                 f"{result.buffers['seconds']:,.1f} s")
         checkpoint(url)
         lsn = wal_lsn(url)
         result.increment = run_day(ctx, start + timedelta(days=1), 1, f"{persons:,} increment")
