@@ -430,12 +430,11 @@ def markdown(results: list[BaseResult], info: dict[str, Any], when: str, command
             "segment whole with zeros and sync it before its first record (`runner.reserve_wal`, docs/scaling.md).")
     buffers = main.buffers or {}
     if "pages" in buffers:
-        filled = (f"{_size(buffers['filled_bytes'])} of them used before the full load in "
-                  f"{buffers['seconds']:,.1f} s, not counted" if buffers["filled"]
-                  else "used by an earlier load since the server started")
+        filled = (f"{_size(buffers['filled_bytes'])} of them written and freed here in {buffers['seconds']:,.1f} s, "
+                  "not counted" if buffers["filled"] else "by an earlier load since the server started")
         lines.append(
-            f"- Shared buffers: {_size(buffers['bytes'])} of the server's "
-            f"{_size(buffers['shared_buffers_bytes'])} had been used before the full load ({filled}), as "
+            f"- Shared buffers: the full load found {_size(buffers['bytes'])} of the server's "
+            f"{_size(buffers['shared_buffers_bytes'])} used already ({filled}), as "
             "the buffers of a server that ran the night before have been, where a server just started gives each "
             "buffer's memory on its first touch, zeroed by the kernel (`runner.fill_buffers`, docs/scaling.md).")
     if "full_load_bytes" in wal:

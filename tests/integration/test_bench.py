@@ -198,8 +198,8 @@ def test_buffers_used_ahead_once_per_server_start_and_reported(bench_run):
     assert main["buffers"]["filled"] == main["buffers"]["pages"] > 0
     assert second["buffers"]["filled"] == max(second["buffers"]["pages"] - main["buffers"]["pages"], 0)
     text = bench_run["out"].read_text(encoding="utf-8")
-    assert re.search(r"^- Shared buffers: [\d.,]+ [MG]iB of the server's [\d.,]+ [MG]iB had been used before the full load "
-                     r"\([\d.,]+ [MG]iB of them used before the full load in [\d.,]+ s, not counted\)", text, re.M)
+    assert re.search(r"^- Shared buffers: the full load found [\d.,]+ [MG]iB of the server's [\d.,]+ [MG]iB used already "
+                     r"\([\d.,]+ [MG]iB of them written and freed here in [\d.,]+ s, not counted\)", text, re.M)
 
 
 def test_fill_buffers_uses_the_buffers_once_per_server_start(warehouse_db, tmp_path):
