@@ -143,8 +143,11 @@ PREWARM_SHARE = 0.5
 # key, by which survivorship fetches each touched person's current statements (the crosswalk names them by id).
 # Maintained row by row during the load, its pages were still pushed out of shared_buffers by the load's later
 # work: the 4M increment's survivorship read 6,072 of its pages from outside the buffers and took 2.7 s against
-# 0.9 s at 1M for the same buffer visits (auto_explain of both increments, 2026-12-03).
-PREWARM_ALSO = ["population.source_record_pkey"]
+# 0.9 s at 1M for the same buffer visits (auto_explain of both increments, 2026-12-03). And the cells' key, which
+# the full load builds again with the cells (resident_cell_rebuild, outside the list of rebuilt indexes) and which
+# every day's upsert of the changed persons' cells probes at random: the 4M increment read 6,954 of its pages from
+# outside the buffers, the most of any relation (its reconciliation's 11k, 0.5 s of waiting; the 1M one's 4k).
+PREWARM_ALSO = ["population.source_record_pkey", "population.resident_cell_key"]
 
 
 # ... and the triggers that keep population.resident_cell (the persons counted per cell, migration 0018) current
