@@ -688,7 +688,7 @@ def bench_base(persons: int, role: str, *, seed: int, start: date, scale: float,
                  f"{result.wal['seconds']:,.1f} s")
         result.buffers = fill_buffers(url, BUFFERS_PER_PERSON * persons, paths.root.parent / BUFFERS_MARKER)
         if result.buffers is not None and result.buffers["filled"]:
-            note(f"{persons:,}: used {result.buffers['filled_bytes'] / 2**30:,.1f} GiB of shared buffers ahead in "
+            note(f"{persons:,}: used {result.buffers['filled_bytes'] / 2**20:,.0f} MiB of shared buffers ahead in "
                  f"{result.buffers['seconds']:,.1f} s")
         checkpoint(url)
         lsn = wal_lsn(url)
