@@ -116,6 +116,11 @@ def _mb(value: int | None) -> str:
     return "n/a" if value is None else f"{value / MB:,.0f}"
 
 
+def _size(n: int) -> str:
+    """Bytes in GiB (one decimal), or in MiB below a GiB."""
+    return f"{n / 2**30:,.1f} GiB" if n >= 2**30 else f"{n / 2**20:,.0f} MiB"
+
+
 def _s(value: float | None) -> str:
     return "–" if value is None else f"{value:,.1f}"
 
@@ -317,11 +322,6 @@ def _speed_line(info: dict[str, Any]) -> list[str]:
         text += f"; {end['python']:.2f} s and {end['postgresql']:.2f} s at the end"
     return [f"- Speed probe (fixed work on one core, lower is faster; `report.speed_probe`): {text} — the machine's "
             "speed moves with the hour, so compare two runs' figures through these"]
-
-
-def _size(n: int) -> str:
-    """Bytes in GiB (one decimal), or in MiB below a GiB."""
-    return f"{n / 2**30:,.1f} GiB" if n >= 2**30 else f"{n / 2**20:,.0f} MiB"
 
 
 def markdown(results: list[BaseResult], info: dict[str, Any], when: str, command: str, kept: str | None) -> str:
