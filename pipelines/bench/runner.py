@@ -603,7 +603,7 @@ def fill_buffers(url: URL, need: int, marker: Path) -> dict[str, Any] | None:
     reported apart, not counted in any run; ``marker`` records, per server start, how far it was filled).
 
     The shared buffers are shared memory the kernel gives a page at a time, zeroed, on its first touch, which on
-    these virtual machines costs about a microsecond and a half of kernel time per 4 kB page, twice that where the
+    these virtual machines costs about 3 µs of kernel time per 4 kB page (4 GB: 3.8 s), twice that where the
     host has taken the memory back (docs/scaling.md); a server touches each once in its life. The first benchmark
     after a server starts (the newcomer's, after ``make setup``) touched some 4.8 GB of them in its timed full load:
     its extract's PostgreSQL CPU was 23.5 s against 17.2-18.8 s in the runs after it and 17.7 s after this fill
