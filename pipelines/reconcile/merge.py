@@ -140,7 +140,8 @@ BULK_ANALYZE = {
 PREWARM_SHARE = 0.5
 
 # ... together with indexes the bulk path keeps but the next day's run probes at random: the statements' primary
-# key, by which survivorship fetches each touched person's current statements (the crosswalk names them by id).
+# key, by which survivorship fetches each touched person's current statements (the crosswalk names them by id; a
+# load in slices rebuilds it, partitioned.SLICE_DROP, and prewarms it with the others).
 # Maintained row by row during the load, its pages were still pushed out of shared_buffers by the load's later
 # work: the 4M increment's survivorship read 6,072 of its pages from outside the buffers and took 2.7 s against
 # 0.9 s at 1M for the same buffer visits (auto_explain of both increments, 2026-12-03). And the cells' key, which
