@@ -11,9 +11,8 @@ has a statement, so none changes person, nobody is orphaned, every candidate is 
 a person's statements, crosswalk rows, versions and discrepancies are all written by the backend of its slice.
 
 1. **Drops, committed first.** The bulk path's indexes, keys, foreign keys and resident_cell triggers
-   (merge.BULK_DROP, merge.CELL_TRIGGERS), and the primary keys of the statements, persons and versions
-   (:data:`SLICE_DROP`) are dropped in a transaction of their own, which also writes
-   ``population.bulk_load`` with the statements that restore them. (Dropped inside the main backend's slice's
+   (merge.BULK_DROP, merge.CELL_TRIGGERS), and the statements' primary key (:data:`SLICE_DROP`), are dropped in a
+   transaction of their own, which also writes ``population.bulk_load`` with the statements that restore them. (Dropped inside the main backend's slice's
    transaction, their exclusive locks would make the other slices' inserts wait for its end.)
 2. **The match, in a transaction of its own** (candidates, duplicates, match by ID and by evidence: as always,
    city-wide), its tables unlogged tables of ``population_work`` (:data:`WORK_SCHEMA`) instead of temporary ones,
@@ -120,17 +119,16 @@ ALREADY_RESTORED = (psycopg.errors.DuplicateTable, psycopg.errors.DuplicateObjec
 WAIT_SETTINGS = {"idle_in_transaction_session_timeout": "0"}
 
 
-# ... and, on this path only, the primary keys of the tables the slices fill: the statements' (source_record_id,
-# drawn from one sequence by both slices at once, so that both backends inserted into the same rightmost leaf of
-# its index and waited for each other's lock on it), the persons' and their versions' (each slice's person ids a
-# range, so that the lower slice's entries split pages in the middle of the index the other slice grows). No step
-# of a slice probes them (survivorship and the discrepancies read a slice's own statements and persons by hash),
-# and built once after the commit, like merge.BULK_DROP's keys, each still checks every row: a duplicate fails the
-# load, as on the one-transaction path, which keeps them (its golden query probes the statements' key through the
-# crosswalk). 1M full load in the lab, alternating on copies of one staged run: reconciliation 28.2 → 27.0 s,
-# 51.5 → 49.5 CPU s (the slices 14.3 → 12.6 s, the restores 6.6 → 7.1 s).
-SLICE_DROP = [(merge.KEY, "population.source_record_pkey"), (merge.KEY, "population.person_pkey"),
-              (merge.KEY, "population.person_history_pkey")]
+# ... and, on this path only, the statements' primary key: source_record_id is drawn from one sequence by both slices
+# at once, so both backends inserted into the same rightmost leaf of its index and waited for each other's lock on
+# it (LWLock:BufferContent in pg_stat_activity, sampled every 50 ms). No step of a slice probes it (survivorship
+# and the discrepancies read a slice's own statements by hash); built once after the commit, like merge.BULK_DROP's
+# keys, it still checks every row. The one-transaction path keeps it: its golden query probes it through the
+# crosswalk. 1M full load in the lab, alternating on copies of one staged run: reconciliation 28.2 → 27.3 s, 51.5 →
+# 50.2 CPU s (the statements' step 5.1–5.8 → 3.5–4.8 s a slice). Not the persons' and versions' keys: without them
+# the SCD2 merge's statements for changed persons, with none to change, hashed the persons (0.5 s a slice in a
+# fresh warehouse's benchmark).
+SLICE_DROP = [(merge.KEY, "population.source_record_pkey")]
 
 
 def warehouse_empty(conn) -> bool:

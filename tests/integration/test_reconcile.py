@@ -306,9 +306,8 @@ def test_bulk_load_restores_every_index_and_foreign_key(clean_warehouse):
     assert any(s.startswith("drop foreign keys of population.person_xref") for s in bulk)
     assert any(s.startswith("drop index population.source_record_key") for s in bulk)
     assert any(s.startswith("drop key population.person_xref_pkey") for s in bulk)
-    # (a first load in slices: the primary keys the slices fill, partitioned.SLICE_DROP, built after them)
-    assert {f"drop key {key} (bulk load)" for key in ("population.source_record_pkey", "population.person_pkey",
-                                                        "population.person_history_pkey")} <= set(bulk)
+    # (a first load in slices: the statements' primary key too, partitioned.SLICE_DROP, built after them)
+    assert "drop key population.source_record_pkey (bulk load)" in bulk
     assert sum(s.startswith("drop ") for s in bulk) == sum(s.startswith("restore ") for s in bulk) >= 10
     assert one(url, SCHEMA_OBJECTS) == before
     assert one(url, "SELECT count(*) FROM pg_constraint WHERE conrelid = 'population.person_xref'::regclass"
