@@ -12,8 +12,9 @@ a person's statements, crosswalk rows, versions and discrepancies are all writte
 
 1. **Drops, committed first.** The bulk path's indexes, keys, foreign keys and resident_cell triggers
    (merge.BULK_DROP, merge.CELL_TRIGGERS), and the statements' primary key (:data:`SLICE_DROP`), are dropped in a
-   transaction of their own, which also writes ``population.bulk_load`` with the statements that restore them. (Dropped inside the main backend's slice's
-   transaction, their exclusive locks would make the other slices' inserts wait for its end.)
+   transaction of their own, which also writes ``population.bulk_load`` with the statements that restore them.
+   (Dropped inside the main backend's slice's transaction, their exclusive locks would make the other slices'
+   inserts wait for its end.)
 2. **The match, in a transaction of its own** (candidates, duplicates, match by ID and by evidence: as always,
    city-wide), its tables unlogged tables of ``population_work`` (:data:`WORK_SCHEMA`) instead of temporary ones,
    so that their scans may run in parallel workers and, committed, every backend can read them. Its writes (the
