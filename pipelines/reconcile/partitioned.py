@@ -189,7 +189,7 @@ def reconcile_first_load(conn, url: URL | None, run_id: int, authorities, k: int
     started, statements = time.perf_counter(), []
     with conn.transaction():
         dropped: list[tuple[str, str, list[str]]] = []  # (kind, name, statements restoring it)
-        for kind, obj in [pair for step in merge.BULK_DROP for pair in merge.BULK_DROP[step]] + SLICE_DROP:
+        for kind, obj in [*(pair for pairs in merge.BULK_DROP.values() for pair in pairs), *SLICE_DROP]:
             t0 = time.perf_counter()
             dropped.append((kind, obj, merge.DROPPERS[kind](conn, obj)))
             statements.append((f"drop {kind} {obj} (bulk load)", 0, time.perf_counter() - t0))
