@@ -7,8 +7,9 @@ memory of every child of the postmaster (backends and background processes): RSS
 allocates for itself — sorts and hashes within ``work_mem``, tuple stores, caches. Reading ``statm`` is cheap,
 and so is finding the children where Linux lists each thread's (``/proc/<pid>/task/<tid>/children``), so sampling
 does not disturb what it measures (found by psutil, which reads every process of the machine to learn its parent,
-a sample took 3 ms of a core — 3 % of one of the two cores all through a benchmark that is limited by them). PostgreSQL's figures are readable only when the server runs on
-this machine and its processes are visible to this user; otherwise they are ``None`` (shown as n/a).
+a sample took 3 ms of a core: 3 % of one of the two cores all through a benchmark that is limited by them).
+PostgreSQL's figures are readable only when the server runs on this machine and its processes are visible to this
+user; otherwise they are ``None`` (shown as n/a).
 
 ``ru_maxrss`` (the kernel's high-water mark of this process) backs the sampled Python peak: when it grew during a
 stage, the stage's peak is exactly that value, however short the spike.

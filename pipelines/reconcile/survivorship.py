@@ -323,8 +323,8 @@ def discrepancy_query(authorities: list[AttributeAuthority], every_person: bool 
     ).format(found=(_FOUND_PAIRS_FIRST if own_statements else _FOUND_AT_ONCE).format(
                  pairs=sql.SQL(", ").join(pairs), any_differs=sql.SQL(" OR ").join(differs),
                  statements=sql.SQL(
-                 "JOIN population.source_record sr ON sr.person_id = p.person_id" if own_statements
-                 else f"JOIN population.person_xref x ON x.person_id = p.person_id {_CURRENT_STATEMENT}"),
+                     "JOIN population.source_record sr ON sr.person_id = p.person_id" if own_statements
+                     else f"JOIN population.person_xref x ON x.person_id = p.person_id {_CURRENT_STATEMENT}"),
                  persons=sql.SQL("population.person p" if every_person
                                  else "population.person p JOIN touched t USING (person_id)")),
              touched=sql.SQL("population.person" if every_person else "touched"))
