@@ -13,19 +13,12 @@ import os
 import subprocess
 import sys
 import time
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from pipelines.settings import settings
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 log = logging.getLogger("pipelines")
-
-
-def day_interval(day: date) -> tuple[datetime, datetime]:
-    start = datetime(day.year, day.month, day.day, tzinfo=SHANGHAI)
-    return start, start + timedelta(days=1)
 
 
 def airflow_env() -> dict[str, str]:
@@ -69,6 +62,7 @@ def cmd_simulate(args) -> int:
 def run_interval(day: date) -> dict:
     """One interval through every step, without the scheduler (same functions the DAG's tasks call)."""
     from pipelines.population import flow
+    from pipelines.runs import day_interval
 
     start, end = day_interval(day)
     run_id = flow.start(start, end, "cli", None)
@@ -102,6 +96,8 @@ def reset_warehouse() -> None:
 def airflow_dags_test(dag_id: str, day: date, env: dict[str, str]) -> int:
     """``airflow dags test`` for the interval of ``day``: a manual run's data interval is the last complete one
     before its logical date, so the logical date given is the end of the day (next midnight, Asia/Shanghai)."""
+    from pipelines.runs import day_interval
+
     logical = day_interval(day)[1].isoformat()
     log_path = settings.local_dir / "demo-logs" / f"{dag_id}-{day.isoformat()}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)

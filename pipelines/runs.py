@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import URL
 
 from pipelines.warehouse import connect
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def day_interval(day: date) -> tuple[datetime, datetime]:
+    """The data interval of a day in Shanghai's time: [its midnight, the next midnight)."""
+    start = datetime(day.year, day.month, day.day, tzinfo=SHANGHAI)
+    return start, start + timedelta(days=1)
 
 
 def open_run(

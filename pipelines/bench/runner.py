@@ -13,10 +13,9 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Callable, Iterator
-from zoneinfo import ZoneInfo
 
 import psycopg
 from psycopg import sql
@@ -25,7 +24,6 @@ from sqlalchemy import URL
 from pipelines.bench.measure import Sampler, Stage, io_between, io_mark, measured, postmaster_process
 from pipelines.warehouse import connect
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 # Share of day 1's source rows in day 0's at the simulator's default ChangeRates (measured: 311 / 40,244 rows at
 # 20,000 persons, 15.6k / 2.0M at 1,000,000): the increment's rates are the defaults scaled by share / this.
@@ -33,11 +31,6 @@ DEFAULT_DAY1_ROW_SHARE = 0.0077
 
 # Per run: extract (one step per source) + validate + reconcile + quality gate + finish + publish.
 STAGES_PER_RUN_FIXED = 5
-
-
-def day_interval(day: date) -> tuple[datetime, datetime]:
-    start = datetime(day.year, day.month, day.day, tzinfo=SHANGHAI)
-    return start, start + timedelta(days=1)
 
 
 def publish_available() -> bool:
@@ -311,7 +304,7 @@ def run_day(ctx: Context, day: date, index: int, label: str) -> RunResult:
     from pipelines.quality.gate import run_gate
     from pipelines.reconcile.merge import reconcile_run
     from pipelines.registry import extract_order, load_sources
-    from pipelines.runs import close_run, open_run
+    from pipelines.runs import close_run, day_interval, open_run
     from pipelines.sources import stage_source
 
     start, end = day_interval(day)
