@@ -279,7 +279,7 @@ def discrepancy_query(authorities: list[AttributeAuthority], every_person: bool 
 
     With ``own_statements`` (a slice, whose statements have no primary key yet: partitioned.SLICE_DROP) the
     differing pairs are written first, analysed, and only then joined with the authorities' statements: in one
-    statement the planner, which cannot estimate the OR of the comparisons, expected about a million pairs
+    statement the planner, which cannot estimate the OR of the comparisons, expected about 790k pairs
     (22k found at 1M residents) and hashed every statement of the slice to look them up; told the count, it
     hashes the pairs and scans the statements once (1M full load in the lab, alternating on copies of one staged
     run, three rounds: the discrepancies' step 2.6–3.3 → 2.1–2.7 s a slice, the reconciliation 76–86 → 70–76 CPU s).
@@ -356,4 +356,5 @@ _FOUND_PAIRS_FIRST = sql.SQL("""
         CREATE TEMP TABLE found_discrepancy ON COMMIT DROP AS
         SELECT f.person_id, f.attribute, f.department, f.source_id, f.source_key, f.department_value,
                f.authority AS authority_department, f.authority_value, au.source_key AS authority_source_key
-        FROM found_pair f JOIN population.source_record au ON au.source_record_id = f.src AND au.department = f.authority;""")
+        FROM found_pair f
+        JOIN population.source_record au ON au.source_record_id = f.src AND au.department = f.authority;""")
