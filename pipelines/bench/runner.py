@@ -301,7 +301,8 @@ def run_day(ctx: Context, day: date, index: int, label: str) -> RunResult:
     reconcile (per SQL step), quality gate, publish."""
     from pipelines.population import flow
     from pipelines.population.validate import validate_run
-    from pipelines.quality.gate import run_gate
+    from pipelines.quality.gate import run_gate, scope_filter
+    from pipelines.quality.suites import load_suites
     from pipelines.reconcile.merge import reconcile_run
     from pipelines.registry import extract_order, load_sources
     from pipelines.runs import close_run, day_interval, open_run
@@ -383,7 +384,8 @@ def run_day(ctx: Context, day: date, index: int, label: str) -> RunResult:
         golden = conn.execute("SELECT count(*) FROM population.person").fetchone()[0]
         scopes = {s.suite: s.scope for s in result.suites}
         validated = golden if scopes.get("population.person") != "run" else conn.execute(
-            "SELECT count(*) FROM population.person WHERE updated_run_id = %s", (run_id,)).fetchone()[0]
+            sql.SQL("SELECT count(*) FROM population.person WHERE {}").format(
+                scope_filter(load_suites(["population.person"])[0], run_id))).fetchone()[0]
     gate.rows, gate.rows_label = validated, "persons validated"
     gate.detail = {"passed": result.passed, "blocking_failures": [f.expectation for f in result.blocking_failures],
                    "warnings": [f.expectation for f in result.warnings],

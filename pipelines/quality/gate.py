@@ -261,6 +261,36 @@ def drop_stale_scope_views(conn) -> list[str]:
     return stale
 
 
+def scope_filter(suite: Suite, run_id: int) -> sql.Composed:
+    """The condition on a suite's table that selects the rows ``run_id`` wrote (scope 'run'): its run column is the
+    run. With ``meta.run_keys`` (table, key) the rows are found through that table, whose rows of the run (by an index
+    on its run column) name their keys: population.person has no index on updated_run_id, which its SCD2 update
+    changes on every updated person — with it no such update was HOT, each wrote the new row version on another page
+    and an entry into every index of the table (migration 0032) — and the persons the run wrote are the persons of
+    the versions it appended to population.person_history."""
+    run = sql.Literal(int(run_id))
+    own = sql.SQL("{} = {}").format(sql.Identifier(suite.run_column), run)
+    if suite.run_keys is None:
+        return own
+    table, key = suite.run_keys
+    return sql.SQL("{key} IN (SELECT {key} FROM {table} WHERE {column} = {run}) AND {own}").format(
+        key=sql.Identifier(key), table=sql.Identifier(*table.split(".")), column=sql.Identifier(suite.run_column),
+        run=run, own=own)
+
+
+def written_rows(conn, suite: Suite, run_id: int) -> int:
+    """How many rows of a suite's table ``run_id`` wrote, at most: with ``meta.run_keys``, the rows of that table the
+    run wrote (one per key and run: a person's version), counted on its index without visiting the suite's table."""
+    if suite.run_keys is None:
+        query = sql.SQL("SELECT count(*) FROM {} WHERE {}").format(
+            sql.Identifier(suite.schema_name, suite.table_name), scope_filter(suite, run_id))
+    else:
+        query = sql.SQL("SELECT count(*) FROM {} WHERE {} = {}").format(
+            sql.Identifier(*suite.run_keys[0].split(".")), sql.Identifier(suite.run_column),
+            sql.Literal(int(run_id)))
+    return conn.execute(query).fetchone()[0]
+
+
 @contextlib.contextmanager
 def _scope_views(run_id: int, suites: list[Suite], url: URL):
     """suite name -> view (in :data:`SCOPE_VIEW_SCHEMA`) of the rows the run wrote in the suite's table, for the
@@ -279,9 +309,9 @@ def _scope_views(run_id: int, suites: list[Suite], url: URL):
         drop_stale_scope_views(conn)
         for name, view in views.items():
             suite = by_name[name]
-            conn.execute(sql.SQL("CREATE OR REPLACE VIEW {} AS SELECT * FROM {} WHERE {} = {}").format(
+            conn.execute(sql.SQL("CREATE OR REPLACE VIEW {} AS SELECT * FROM {} WHERE {}").format(
                 sql.Identifier(SCOPE_VIEW_SCHEMA, view), sql.Identifier(suite.schema_name, suite.table_name),
-                sql.Identifier(suite.run_column), sql.Literal(int(run_id))))
+                scope_filter(suite, run_id)))
     try:
         yield views
     finally:
@@ -429,7 +459,7 @@ SCOPES = ("auto", "table", "run")
 
 
 def gate_scopes(run_id: int, suites: list[Suite], url: URL, scope: str) -> dict[str, str]:
-    """Per suite, 'table' (every row) or 'run' (the rows the run wrote: meta.run_column = run_id).
+    """Per suite, 'table' (every row) or 'run' (the rows the run wrote: meta.run_column = run_id, :func:`scope_filter`).
 
     A daily increment's gate validates what the run wrote, so that its cost follows the size of the change (the
     run's rows are found by an index on the run column); the rows it did not touch were validated by the run that
@@ -446,8 +476,7 @@ def gate_scopes(run_id: int, suites: list[Suite], url: URL, scope: str) -> dict[
             elif scope == "run":
                 out[suite.name] = "run"
             else:
-                written = conn.execute(
-                    f"SELECT count(*) FROM {suite.table} WHERE {suite.run_column} = %s", (run_id,)).fetchone()[0]
+                written = written_rows(conn, suite, run_id)
                 held = conn.execute(  # the planner's estimate: counting every row is what 'run' avoids
                     "SELECT greatest(c.reltuples, 0) FROM pg_class c WHERE c.oid = %s::regclass",
                     (suite.table,)).fetchone()[0]

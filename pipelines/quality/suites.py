@@ -8,6 +8,10 @@ expectation (GX only *logs* an expectation it cannot build and carries on withou
   ``meta.run_column`` (optional) names the column holding the run that last wrote a row: with it, a daily
   increment's gate validates only the rows the run wrote (pipelines.quality.gate, scope ``run``), so every
   expectation must hold on any subset of rows, and whole-table facts are checked with queries on the table itself;
+  ``meta.run_keys`` (optional, with ``run_column``: ``{"table": "schema.table", "key": "column"}``) says where the
+  run's rows are found: their ``key`` is among the keys of that table's rows whose ``run_column`` is the run (the
+  persons through their history, which every write of a person's values appends to), so that the suite's own table
+  needs no index on its run column (see :func:`pipelines.quality.gate.scope_filter`);
 * every expectation's ``meta`` carries ``rule`` (a stable id, unique in the suite; it is the ``expectation_id`` in
   ``quality.expectation_result``), ``dimension`` (one of the six GB/T 36344 dimensions), ``severity``
   (``blocking`` fails the gate, ``warning`` is reported only) and a short Chinese ``description``; optionally
@@ -77,6 +81,7 @@ class Suite:
     suite: ExpectationSuite  # not yet added to any Data Context
     rules: dict[str, Rule]   # by rule id, in file order
     run_column: str | None = None  # meta.run_column: the column naming the run that last wrote a row (gate scope 'run')
+    run_keys: tuple[str, str] | None = None  # meta.run_keys: (table, key) through which the run's rows are found
 
     @property
     def schema_name(self) -> str:
@@ -139,6 +144,17 @@ def load_suite(path: Path) -> Suite:
     run_column = suite_meta.get("run_column")
     if run_column is not None and not (isinstance(run_column, str) and run_column.isidentifier()):
         raise SuiteFileError(f"{path}: meta.run_column must be a column name, got {run_column!r}")
+    run_keys = suite_meta.get("run_keys")
+    if run_keys is not None:
+        if run_column is None:
+            raise SuiteFileError(f"{path}: meta.run_keys needs meta.run_column (the run column of both tables)")
+        if not (isinstance(run_keys, dict) and set(run_keys) == {"table", "key"}
+                and isinstance(run_keys["table"], str) and run_keys["table"].count(".") == 1
+                and all(part.isidentifier() for part in run_keys["table"].split("."))
+                and isinstance(run_keys["key"], str) and run_keys["key"].isidentifier()):
+            raise SuiteFileError(f"{path}: meta.run_keys must be {{\"table\": \"schema.table\", \"key\": \"column\"}}, "
+                                 f"got {run_keys!r}")
+        run_keys = (run_keys["table"], run_keys["key"])
 
     expectations: list[Expectation] = []
     rules: dict[str, Rule] = {}
@@ -185,4 +201,5 @@ def load_suite(path: Path) -> Suite:
     suite = ExpectationSuite(name=name, expectations=expectations, meta=suite_meta)
     if len(suite.expectations) != len(expectations):  # GX drops what it cannot add; we do not
         raise SuiteFileError(f"{path}: GX accepted {len(suite.expectations)} of {len(expectations)} expectations")
-    return Suite(name=name, table=table, path=path, suite=suite, rules=rules, run_column=run_column)
+    return Suite(name=name, table=table, path=path, suite=suite, rules=rules, run_column=run_column,
+                 run_keys=run_keys)

@@ -102,8 +102,7 @@ STEP_SETTINGS = {"survivorship.discrepancy_query": {"jit": "off"}, "survivorship
 BULK_SHARE = 0.2
 INDEX, FOREIGN_KEYS, KEY = "index", "foreign keys of", "key"
 BULK_DROP = {  # step -> (kind, name) dropped before it
-    "population/30_match_by_id.sql": [(INDEX, "population.person_evidence"), (INDEX, "population.person_updated_run"),
-                                      (FOREIGN_KEYS, "population.person")],
+    "population/30_match_by_id.sql": [(INDEX, "population.person_evidence"), (FOREIGN_KEYS, "population.person")],
     "population/50_statements.sql": [
         (INDEX, "population.source_record_person"), (INDEX, "population.source_record_key"),
         (INDEX, "population.person_xref_person"),
@@ -111,12 +110,12 @@ BULK_DROP = {  # step -> (kind, name) dropped before it
         (FOREIGN_KEYS, "population.source_record"), (FOREIGN_KEYS, "population.person_xref"),
         (KEY, "population.person_xref_pkey"), (KEY, "population.source_record_run_seq_key"),
     ],
-    "survivorship.scd2_merge": [(INDEX, "population.person_identity")],
+    "survivorship.scd2_merge": [(INDEX, "population.person_identity"), (INDEX, "population.person_history_run")],
 }
 BULK_RESTORE = {  # step -> (kind, name) restored after it
     "population/50_statements.sql": BULK_DROP["population/50_statements.sql"],
-    "survivorship.scd2_merge": [(INDEX, "population.person_evidence"), (INDEX, "population.person_updated_run"),
-                                (FOREIGN_KEYS, "population.person"), (INDEX, "population.person_identity")],
+    "survivorship.scd2_merge": [(INDEX, "population.person_evidence"), (FOREIGN_KEYS, "population.person"),
+                                (INDEX, "population.person_identity"), (INDEX, "population.person_history_run")],
 }
 
 # ... and analysed after it: a bulk load multiplies the table's size within the transaction, far beyond what its

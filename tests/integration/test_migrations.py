@@ -132,7 +132,32 @@ def test_0026_drops_the_unread_history_index(upgrade_db, tmp_path):
         conn.execute("INSERT INTO population.bulk_load (run_id, restore) VALUES (%s, %s)", (run, restore))
     assert rows(url, "SELECT to_regclass('population.person_history_as_of') IS NOT NULL") == [(True,)]
 
-    assert migrate(url)[0] == "0026_drop_person_history_as_of.sql"
+    _migrate_before(url, tmp_path, "0027")  # (0026 alone: 0032 drops person_updated_run from the list in turn)
 
     assert rows(url, "SELECT to_regclass('population.person_history_as_of')") == [(None,)]
     assert rows(url, "SELECT restore FROM population.bulk_load") == [([restore[0], restore[2]],)]
+
+
+def test_0032_finds_a_runs_persons_through_their_history_and_updates_them_in_place(upgrade_db, tmp_path):
+    """person_updated_run goes (an unfinished partitioned load no longer restores it, the rest kept in order), the
+    history's versions are indexed by their run, and both tables keep room on their pages for updates in place."""
+    url = upgrade_db
+    _migrate_before(url, tmp_path, "0032")
+    restore = ["CREATE INDEX person_evidence ON population.person USING btree (name, birth_date, sex)",
+               "CREATE INDEX person_updated_run ON population.person USING btree (updated_run_id)",
+               "ALTER TABLE population.person ADD CONSTRAINT person_created_run_id_fkey FOREIGN KEY (created_run_id)"
+               " REFERENCES audit.run(run_id)"]
+    with connect(url) as conn:
+        run = conn.execute("INSERT INTO audit.run (pipeline, interval_start, interval_end) VALUES ('population', %s, %s)"
+                           " RETURNING run_id", (JAN1, JAN2)).fetchone()[0]
+        conn.execute("INSERT INTO population.bulk_load (run_id, restore) VALUES (%s, %s)", (run, restore))
+
+    assert migrate(url)[0] == "0032_person_updates_in_place.sql"
+
+    assert rows(url, "SELECT to_regclass('population.person_updated_run')") == [(None,)]
+    assert rows(url, "SELECT pg_get_indexdef('population.person_history_run'::regclass)") == [
+        ("CREATE INDEX person_history_run ON population.person_history USING btree (updated_run_id)",)]
+    assert rows(url, "SELECT restore FROM population.bulk_load") == [([restore[0], restore[2]],)]
+    assert rows(url, "SELECT relname, reloptions FROM pg_class WHERE oid IN ('population.person'::regclass,"
+                     " 'population.person_history'::regclass) ORDER BY 1") == [
+        ("person", ["fillfactor=90"]), ("person_history", ["fillfactor=90"])]

@@ -7,10 +7,12 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
+from psycopg import sql
 from stdnum.cn import ric as stdnum_ric
 
 from pipelines.quality.gate import QualityGateFailed, enforce, run_gate
 from pipelines.quality.suites import DIMENSIONS, SuiteFileError, load_suite, load_suites
+from pipelines.reconcile.survivorship import VERSION_COLUMNS
 from pipelines.runs import open_run
 from pipelines.warehouse import connect
 
@@ -71,6 +73,12 @@ def insert_xref(conn, source_id: str, key: str, department: str, person_id: int,
                                        "person": person_id, "method": method})
 
 
+# the person's version as survivorship writes it (the gate finds a run's persons through their versions)
+HISTORY = sql.SQL("INSERT INTO population.person_history ({cols}, valid_to, version) "
+                  "SELECT {cols}, NULL, 1 FROM population.person WHERE person_id = %s").format(
+    cols=sql.SQL(", ").join(map(sql.Identifier, VERSION_COLUMNS)))
+
+
 def insert_persons(url, run_id: int, rows: list[dict], xref: bool = True) -> list[int]:
     ids = []
     with connect(url) as conn:
@@ -88,6 +96,7 @@ def insert_persons(url, run_id: int, rows: list[dict], xref: bool = True) -> lis
                 {**row, "run_id": run_id},
             ).fetchone()[0]
             ids.append(person_id)
+            conn.execute(HISTORY, (person_id,))
             if xref:
                 insert_xref(conn, "psb_hukou", f"RY{person_id:08d}", "psb", person_id, "id_number", run_id)
     return ids

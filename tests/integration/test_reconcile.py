@@ -563,6 +563,31 @@ def test_each_change_opens_the_next_version(day1):
     assert hist == [(1, "310104", False, True), (2, "310105", False, True), (3, "310106", True, None)]
 
 
+def test_a_changed_person_and_its_closed_version_are_updated_in_place(day1):
+    """The SCD2 update of a changed person and the close of its current version are HOT updates (migration 0032):
+    no column of an index changes (the gate finds a run's persons through their history, not by an index on
+    person.updated_run_id) and the page keeps room for the new row version, so neither writes an index entry —
+    the new versions are heap-only tuples, on the page of the old."""
+    url, _, _ = day1
+    a = person_of(url, A_ID)
+    day2 = DAY1 + timedelta(days=1)
+    run = day_run(url, day2)
+    moved = {**PSB_A, "residence_division": "310105", "residence_address": "长宁区长宁路3号", "updated": 10}
+    stage(url, run, "psb_hukou", "psb", [moved], day=day2)
+    validate_run(run, (day2 + timedelta(days=1)).date(), url)
+    reconcile_run(run, url)
+    heap_only = 0x8000  # HEAP_ONLY_TUPLE in t_infomask2 (access/htup_details.h)
+    with connect(url) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pageinspect")
+        for table, where in [("population.person", "person_id = %s AND updated_run_id = %s"),
+                             ("population.person_history", "person_id = %s AND version = 1 AND updated_run_id < %s")]:
+            block, item = conn.execute(f"SELECT (ctid::text::point)[0]::int, (ctid::text::point)[1]::int FROM {table}"
+                                       f" WHERE {where}", (a, run)).fetchone()
+            flags = conn.execute("SELECT t_infomask2 FROM heap_page_items(get_raw_page(%s, %s)) WHERE lp = %s",
+                                 (table, block, item)).fetchone()[0]
+            assert flags & heap_only, f"{table}: the new version of person {a} is not a heap-only tuple"
+
+
 def test_first_load_golden_reads_every_person_and_agrees_with_the_touched_form(clean_warehouse):
     """A first load (the crosswalk empty before the run) builds golden from every crosswalk row, without the join to
     the touched persons that keeps the plan out of the parallel workers: the same golden rows as with it."""
