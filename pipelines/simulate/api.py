@@ -27,6 +27,7 @@ thread); ``start_in_thread(url_or_port, directory)`` starts one and returns a ``
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import re
 import threading
@@ -78,12 +79,18 @@ def _int(name: str, value: str, low: int, high: int) -> int:
 
 
 class Store:
-    """The records of each endpoint, sorted, reloaded when its files change."""
+    """The records of each endpoint, sorted, reloaded when its files change: a file's records are parsed again only
+    when that file changed (a new day's file does not make every earlier day's be read again), and a window is found
+    by bisection on the sorted update times, as a department's server answers from an index on its update-time
+    column. (Parsing every file again for each new one cost the benchmark's 4M increment, whose department API
+    holds four times the records of the 1M one, about 0.3 s more of its extract, in the benchmark's own process:
+    the department's work, not the pipeline's.)"""
 
     def __init__(self, directory: Path):
         self.directory = Path(directory).resolve()
         self.endpoints = _registry_endpoints()
-        self._cache: dict[str, tuple[tuple, list]] = {}
+        self._cache: dict[str, tuple[tuple, list, list]] = {}
+        self._files: dict[Path, tuple[tuple, list]] = {}
         self._lock = threading.Lock()
 
     def _dir(self, endpoint: str) -> Path | None:
@@ -102,31 +109,47 @@ class Store:
     def fields(self, endpoint: str) -> tuple[str, str, int]:
         return self.endpoints.get(endpoint, ("updatedAt", "eventId", DEFAULT_PAGE_SIZE))
 
-    def records(self, endpoint: str) -> list[tuple[datetime, str, int, dict]]:
+    def _file_records(self, f: Path, stamp: tuple, upd: str, key: str) -> list[tuple[datetime, str, dict]]:
+        """One file's records (update time, key, record), in file order; parsed again only when the file changed."""
+        with self._lock:
+            cached = self._files.get(f)
+            if cached and cached[0] == stamp:
+                return cached[1]
+        rows = []
+        with f.open(encoding="utf-8") as fh:
+            for line in fh:
+                if not line.strip():
+                    continue
+                item = json.loads(line)
+                try:
+                    when = datetime.fromisoformat(str(item[upd]))
+                except (KeyError, TypeError, ValueError):
+                    continue  # no update time: cannot be placed in any window
+                rows.append((when, str(item.get(key) or ""), item))
+        with self._lock:
+            self._files[f] = (stamp, rows)
+        return rows
+
+    def _sorted(self, endpoint: str) -> tuple[list[tuple[datetime, str, int, dict]], list[datetime]]:
+        """The endpoint's records in the answer's order, and their update times (for bisection)."""
         path = self._dir(endpoint)
         files = sorted(path.glob("*.jsonl")) if path is not None and path.is_dir() else []
-        signature = tuple((f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in files)
+        stamps = [(f.stat().st_mtime_ns, f.stat().st_size) for f in files]
+        signature = tuple((f.name, *stamp) for f, stamp in zip(files, stamps))
         with self._lock:
             cached = self._cache.get(endpoint)
             if cached and cached[0] == signature:
-                return cached[1]
+                return cached[1], cached[2]
         upd, key, _ = self.fields(endpoint)
         rows = []
-        for f in files:
-            with f.open(encoding="utf-8") as fh:
-                for line in fh:
-                    if not line.strip():
-                        continue
-                    item = json.loads(line)
-                    try:
-                        when = datetime.fromisoformat(str(item[upd]))
-                    except (KeyError, TypeError, ValueError):
-                        continue  # no update time: cannot be placed in any window
-                    rows.append((when, str(item.get(key) or ""), len(rows), item))
+        for f, stamp in zip(files, stamps):
+            for when, k, item in self._file_records(f, stamp, upd, key):
+                rows.append((when, k, len(rows), item))
         rows.sort(key=lambda r: (r[0], r[1], r[2]))
+        times = [r[0] for r in rows]
         with self._lock:
-            self._cache[endpoint] = (signature, rows)
-        return rows
+            self._cache[endpoint] = (signature, rows, times)
+        return rows, times
 
     def page(self, endpoint: str, query: str) -> dict:
         params = parse_qs(query, keep_blank_values=True)
@@ -144,12 +167,13 @@ class Store:
         page = _int("page", one["page"], 1, 10**9) if "page" in one else 1
         default_size = self.fields(endpoint)[2]
         size = _int("page_size", one["page_size"], 1, MAX_PAGE_SIZE) if "page_size" in one else default_size
-        rows = self.records(endpoint)
-        chosen = [r for r in rows if (since is None or r[0] >= since) and (until is None or r[0] < until)]
-        lo = (page - 1) * size
-        items = [r[3] for r in chosen[lo:lo + size]]
-        more = lo + size < len(chosen)
-        return {"items": items, "page": page, "page_size": size, "total": len(chosen),
+        rows, times = self._sorted(endpoint)
+        first = 0 if since is None else bisect.bisect_left(times, since)
+        end = len(rows) if until is None else max(first, bisect.bisect_left(times, until))
+        lo = first + (page - 1) * size
+        items = [r[3] for r in rows[lo:min(lo + size, end)]]
+        more = lo + size < end
+        return {"items": items, "page": page, "page_size": size, "total": end - first,
                 "next_page": page + 1 if more else None}
 
 

@@ -334,6 +334,37 @@ def test_api_window_is_half_open(tmp_path):
         stop()
 
 
+def test_api_reads_a_new_days_file_without_parsing_the_earlier_ones_again(tmp_path, monkeypatch):
+    """A new file joins the endpoint's records (in the answer's order, pages bisected on the update times); only
+    the new or changed files are parsed again — a department's server does not read its whole history per day."""
+    from pipelines.simulate import api as api_module
+
+    d = tmp_path / "health" / "vital-events"
+    d.mkdir(parents=True)
+
+    def write(day: str, recs: list[tuple[str, str]]) -> None:
+        (d / f"{day}.jsonl").write_text("".join(json.dumps({"eventId": e, "updatedAt": t}) + "\n" for e, t in recs),
+                                        encoding="utf-8")
+
+    parsed: list[str] = []
+    real_loads = api_module.json.loads
+    monkeypatch.setattr(api_module.json, "loads", lambda line: parsed.append(line) or real_loads(line))
+    store = api_module.Store(tmp_path)
+
+    def ids(query: str) -> list[str]:
+        return [r["eventId"] for r in store.page("health/vital-events", query)["items"]]
+
+    write("2026-01-01", [("E2", "2026-01-01T10:00:00+08:00"), ("E1", "2026-01-01T09:00:00+08:00")])
+    assert ids("") == ["E1", "E2"] and len(parsed) == 2
+    write("2026-01-02", [("E3", "2026-01-02T09:00:00+08:00"), ("E0", "2026-01-01T09:00:00+08:00")])
+    assert ids("") == ["E0", "E1", "E2", "E3"] and len(parsed) == 4  # (the first file not parsed again)
+    assert ids("updated_since=2026-01-01T09:30:00%2B08:00&page_size=1&page=2") == ["E3"]
+    assert ids("updated_until=2026-01-01T09:00:00%2B08:00") == []
+    write("2026-01-01", [("E1", "2026-01-01T09:00:00+08:00")])  # a day's file written again: parsed again
+    assert ids("updated_since=2026-01-01T00:00:00%2B08:00&updated_until=2026-01-02T00:00:00%2B08:00") == ["E0", "E1"]
+    assert len(parsed) == 5
+
+
 @pytest.mark.parametrize("params, message", [
     ({"page": "0"}, "page"),
     ({"page": "x"}, "page"),
