@@ -412,33 +412,37 @@ def test_increment_validates_the_rows_it_wrote_and_a_table_check_validates_all(c
     bad = run_gate(run3, url=url, reports_dir=tmp_path, build_docs=False)
     assert [s.scope for s in bad.suites] == ["run", "run"]
     assert {f.expectation for f in bad.blocking_failures} == defect
-    # (scope 'run' validates views of the run's rows, which the gate drops when done)
+    # (scope 'run' validates copies of the run's rows, which the gate drops when done)
     with connect(url) as conn:
-        assert conn.execute("SELECT viewname FROM pg_views WHERE schemaname = 'quality'").fetchall() == []
+        assert conn.execute("SELECT relname FROM pg_class WHERE relnamespace = 'quality'::regnamespace"
+                            " AND relname LIKE 'gate%'").fetchall() == []
 
 
-def test_scope_views_a_killed_gate_left_are_dropped_by_the_next_gate(clean_warehouse, tmp_path):
-    """A gate killed mid-run leaves its views of the run's rows (its ``finally`` never ran); a ``SELECT *`` view
-    would block a migration altering its table's columns. The next gate drops those of runs no longer running (or
-    gone) and keeps a running run's, which may be a concurrent gate's."""
+def test_scope_tables_a_killed_gate_left_are_dropped_by_the_next_gate(clean_warehouse, tmp_path):
+    """A gate killed mid-run leaves its copies of the run's rows (its ``finally`` never ran) — or, made by an earlier
+    version, views of them, which would block a migration altering their table's columns. The next gate drops those
+    of runs no longer running (or gone) and keeps a running run's, which may be a concurrent gate's."""
     from pipelines.runs import close_run
 
     url = clean_warehouse
     done, running, gate_run = (open_population_run(url, DAY.replace(day=d)) for d in (8, 9, 10))
     close_run(done, "success", url=url)
     insert_persons(url, gate_run, [person(30)])
-    left = {f"gate_population_person_r{done}", f"gate_population_person_xref_r{done}",
-            f"gate_population_person_r{running}", "gate_population_person_r999999"}
+    left = {f"gate_population_person_r{done}": "VIEW", f"gate_population_person_xref_r{done}_p12": "TABLE",
+            f"gate_population_person_r{running}": "VIEW", f"gate_population_person_r{running}_p34": "TABLE",
+            "gate_population_person_r999999_p56": "TABLE"}
     with connect(url) as conn:
-        for view in left:
-            table = "person_xref" if "xref" in view else "person"
-            conn.execute(f"CREATE VIEW quality.{view} AS SELECT * FROM population.{table}")
+        for name, kind in left.items():
+            table = "person_xref" if "xref" in name else "person"
+            conn.execute(f"CREATE {kind} quality.{name} AS SELECT * FROM population.{table}")
     result = run_gate(gate_run, url=url, reports_dir=tmp_path, build_docs=False, scope="run")
     assert [s.scope for s in result.suites] == ["run", "run"]
     with connect(url) as conn:
-        kept = {v for (v,) in conn.execute("SELECT viewname FROM pg_views WHERE schemaname = 'quality'")}
-        assert kept == {f"gate_population_person_r{running}"}
+        kept = {v for (v,) in conn.execute(
+            "SELECT relname FROM pg_class WHERE relnamespace = 'quality'::regnamespace AND relname LIKE 'gate%'")}
+        assert kept == {f"gate_population_person_r{running}", f"gate_population_person_r{running}_p34"}
         conn.execute(f"DROP VIEW quality.gate_population_person_r{running}")
+        conn.execute(f"DROP TABLE quality.gate_population_person_r{running}_p34")
 
 
 def test_suite_pages_are_rendered_again_only_when_a_suite_or_a_page_changed(clean_warehouse, tmp_path):
