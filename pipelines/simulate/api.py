@@ -141,6 +141,7 @@ class Store:
             if cached and cached[0] == signature:
                 return cached[1], cached[2]
         upd, key, _ = self.fields(endpoint)
+        present = set(files)
         rows = []
         for f, stamp in zip(files, stamps):
             for when, k, item in self._file_records(f, stamp, upd, key):
@@ -149,6 +150,8 @@ class Store:
         times = [r[0] for r in rows]
         with self._lock:
             self._cache[endpoint] = (signature, rows, times)
+            for gone in [f for f in self._files if f.parent == path and f not in present]:
+                del self._files[gone]  # (a file removed since: its records go with it)
         return rows, times
 
     def page(self, endpoint: str, query: str) -> dict:
